@@ -1,0 +1,27 @@
+# The two front-door commands: `make demo` and `make test`. Both set up first; setup is idempotent.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip --disable-pip-version-check
+
+.PHONY: setup demo test lint format
+
+# torch first: without CUDA, the CPU build 2.13.0 (a bare `torch` requirement would pull a CUDA build of
+# several GB). A torch that is already installed is kept; users bring their own (setup.cfg asks torch>=2.1).
+setup:
+	@$(PYTHON) -c "import torch" 2>/dev/null || { \
+	  if command -v nvidia-smi >/dev/null 2>&1; then $(PIP) install "torch>=2.1"; \
+	  else $(PIP) install torch==2.13.0; fi; }
+	$(PIP) install -q -e ".[dev]"
+
+demo: setup
+	$(PYTHON) -m dilnas.info arch=experiments/regseg_paper/exp48_decoder26.json
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+format:
+	$(PYTHON) -m ruff check --fix .
+	$(PYTHON) -m ruff format .
+
+test: setup lint
+	$(PYTHON) -m pytest

@@ -1,0 +1,84 @@
+"""``dilnas-bench MODE ...``: performance tables, every ratio measured side by side in one run.
+
+Modes: ``infer`` (forward pass of a fixed RegSeg, eager vs deploy).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections.abc import Callable
+
+import torch
+from omegaconf import DictConfig
+
+from dilnas.arch import load_arch
+from dilnas.cli import fail, hydra_command, typed_config
+from dilnas.config import BenchInferConfig, OutputFormat
+from dilnas.errors import UserError
+from dilnas.inference_bench import bench_inference, format_inference, rows_as_dicts
+from dilnas.timing import resolve_device
+
+PROGRAM = "dilnas-bench"
+
+
+def machine_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def run_infer(cfg: DictConfig) -> None:
+    config = typed_config(cfg, BenchInferConfig)
+    if len(config.input_size) != 2 or min(config.input_size) < 1:
+        raise UserError(f"input_size={config.input_size}: expected [HEIGHT,WIDTH] with positive integers")
+    for name in ("batch_size", "repeats"):
+        if getattr(config, name) < 1:
+            raise UserError(f"{name}={getattr(config, name)}: expected a positive integer")
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device.value)
+    spec = load_arch(config.arch, allow_gaps=config.allow_gaps)
+    if config.num_classes is not None:
+        spec = spec.with_num_classes(config.num_classes)
+    print(
+        f"timing {spec.name} at {config.batch_size}x3x{config.input_size[0]}x{config.input_size[1]} "
+        f"on {machine_description(device)} ...",
+        file=sys.stderr,
+    )
+    rows = bench_inference(
+        spec, config.input_size, device, config.batch_size, config.warmup, config.repeats, config.seed
+    )
+    if config.format is OutputFormat.json:
+        report = {
+            "arch": spec.name,
+            "input_size": config.input_size,
+            "batch_size": config.batch_size,
+            "machine": machine_description(device),
+            "rows": rows_as_dicts(rows),
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_inference(rows))
+
+
+MODES: dict[str, tuple[str, Callable[[DictConfig], None]]] = {"infer": ("bench_infer", run_infer)}
+USAGE = f"usage: {PROGRAM} {{{','.join(MODES)}}} [key=value ...]"
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print(USAGE, file=sys.stderr)
+        sys.exit(0 if len(sys.argv) >= 2 else 2)
+    mode = sys.argv[1]
+    if mode not in MODES:
+        fail(PROGRAM, UserError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}. {USAGE}"))
+    del sys.argv[1]
+    config_name, task = MODES[mode]
+    hydra_command(PROGRAM, config_name, task)()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Released RegSeg checkpoints: the public implementation's state-dict layout <-> dilnas' RegSeg.
+
+The public layout groups blocks by output stride (``body.stage4``, ``body.stage8.0``, ``body.stage16.13``;
+a stage of one block has no index) and stores a single-branch 3x3 as ``conv2.weight`` rather than
+``conv2.convs.0.weight``. Everything else (stem, block internals, decoder) has the same names in both.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+import torch
+
+from dilnas.arch import ArchSpec
+from dilnas.errors import UserError
+from dilnas.regseg import RegSeg
+
+_BLOCK_KEY = re.compile(r"^body\.blocks\.(\d+)\.(.*)$")
+_SHOWN = 8
+
+
+class CheckpointLayoutError(UserError):
+    """A state dict whose keys or shapes do not match the architecture; lists what is wrong."""
+
+    def __init__(self, source: str, missing: list[str], unexpected: list[str], mismatched: list[str]):
+        self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
+        parts = []
+        for label, items in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("wrong shapes", mismatched),
+        ):
+            if items:
+                shown = ", ".join(items[:_SHOWN]) + (
+                    f", ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+                )
+                parts.append(f"{len(items)} {label}: {shown}")
+        super().__init__(f"{source}: state dict does not fit the architecture: " + "; ".join(parts))
+
+
+def official_block_prefixes(spec: ArchSpec) -> list[str]:
+    """The public layout's prefix of each block, e.g. ``body.stage4.`` or ``body.stage16.13.``."""
+    strides = spec.output_strides()
+    counts = {stride: strides.count(stride) for stride in strides}
+    prefixes, seen = [], {}
+    for stride in strides:
+        position = seen.get(stride, 0)
+        seen[stride] = position + 1
+        suffix = f".{position}" if counts[stride] > 1 else ""
+        prefixes.append(f"body.stage{stride}{suffix}.")
+    return prefixes
+
+
+def official_key_map(spec: ArchSpec, dilnas_keys: list[str]) -> dict[str, str]:
+    """dilnas key -> public-layout key, for every key of a dilnas RegSeg state dict."""
+    prefixes = official_block_prefixes(spec)
+    mapping = {}
+    for key in dilnas_keys:
+        match = _BLOCK_KEY.match(key)
+        if match is None:
+            mapping[key] = key  # stem.* and decoder.* share their names
+            continue
+        index, rest = int(match.group(1)), match.group(2)
+        if len(spec.blocks[index].dilations) == 1:
+            rest = rest.replace("conv2.convs.0.", "conv2.", 1)
+        mapping[key] = prefixes[index] + rest
+    return mapping
+
+
+def _reference_state(spec: ArchSpec) -> dict[str, torch.Tensor]:
+    with torch.device("meta"):
+        return RegSeg(spec).state_dict()
+
+
+def expected_official_shapes(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
+    """Every key of the public layout for ``spec`` with its tensor shape."""
+    reference = _reference_state(spec)
+    mapping = official_key_map(spec, list(reference))
+    return {mapping[key]: tuple(tensor.shape) for key, tensor in reference.items()}
+
+
+def from_official_state_dict(
+    spec: ArchSpec, state: Mapping[str, torch.Tensor], source: str = "state dict"
+) -> dict[str, torch.Tensor]:
+    """Rename a public-layout state dict to dilnas keys, after checking every key and shape."""
+    reference = _reference_state(spec)
+    mapping = official_key_map(spec, list(reference))
+    official_to_dilnas = {official: key for key, official in mapping.items()}
+    missing = [key for key in official_to_dilnas if key not in state]
+    unexpected = [key for key in state if key not in official_to_dilnas]
+    mismatched = [
+        f"{key} {tuple(state[key].shape)} (expected {tuple(reference[dkey].shape)})"
+        for key, dkey in official_to_dilnas.items()
+        if key in state and tuple(state[key].shape) != tuple(reference[dkey].shape)
+    ]
+    if missing or unexpected or mismatched:
+        raise CheckpointLayoutError(source, missing, unexpected, mismatched)
+    return {dkey: state[key] for key, dkey in official_to_dilnas.items()}
+
+
+def to_official_state_dict(model: RegSeg) -> dict[str, torch.Tensor]:
+    """The model's state dict in the public layout (tensors shared, not copied)."""
+    state = model.state_dict()
+    mapping = official_key_map(model.spec, list(state))
+    return {mapping[key]: tensor for key, tensor in state.items()}
+
+
+def load_official_checkpoint(model: RegSeg, path: str | os.PathLike) -> None:
+    """Load a released RegSeg checkpoint (a state dict, or a dict with a ``model`` entry) into ``model``.
+
+    Loads with ``weights_only=True``; a ``module.`` prefix left by DataParallel/DDP is removed.
+    """
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such checkpoint file") from None
+    except Exception as error:  # torch raises several types for corrupt or unsafe files
+        raise UserError(f"{path}: cannot load checkpoint: {str(error).splitlines()[0]}") from None
+    if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
+        obj = obj["model"]
+    if not isinstance(obj, Mapping):
+        raise UserError(f"{path}: expected a state dict (a mapping of tensors), got {type(obj).__name__}")
+    state = {key.removeprefix("module."): value for key, value in obj.items()}
+    model.load_state_dict(from_official_state_dict(model.spec, state, source=str(path)))

@@ -1,0 +1,117 @@
+"""The real commands in a subprocess: output, exit codes, one-line errors, nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import EXP48_PATH, REPO
+
+
+def run(module: str, *args: str, cwd=REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, program: str, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{program}: error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_info_table(tmp_path):
+    result = run("dilnas.info", f"arch={EXP48_PATH}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "parameters     3,334,951" in result.stdout
+    assert "MACs           38.353 G at 1x3x1024x2048" in result.stdout
+    assert "field of view  3807 px" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # a read-only command writes nothing
+
+
+def test_info_json_with_overrides():
+    result = run(
+        "dilnas.info", f"arch={EXP48_PATH}", "num_classes=11", "input_size=[512,1024]", "format=json"
+    )
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["params"] == 3_334_431
+    assert round(info["macs"] / 1e9, 2) == 9.57  # convolutions, 11 classes; 9.770 G counts all ops at 19
+    assert info["field_of_view"] == 3807
+    assert len(info["blocks"]) == 18
+    assert info["blocks"][5]["dilations"] == [1] and info["blocks"][5]["bound"] == 3
+    assert info["blocks"][17]["bound"] == 209 and info["blocks"][17]["slack"] == 195
+
+
+def test_info_missing_file():
+    assert_one_line_error(
+        run("dilnas.info", "arch=nope.json"), "dilnas-info", "nope.json: no such architecture file"
+    )
+
+
+def test_info_broken_json(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{")
+    assert_one_line_error(run("dilnas.info", f"arch={path}"), "dilnas-info", "broken.json: not valid JSON")
+
+
+def test_info_invalid_architecture(tmp_path, exp48_dict):
+    exp48_dict["blocks"][5]["dilations"] = [5]
+    exp48_dict["decoder"]["type"] = "fpn"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(exp48_dict))
+    result = run("dilnas.info", f"arch={path}")
+    assert_one_line_error(
+        result, "dilnas-info", "blocks[5].dilations[0]: rate 5 leaves a gap", "decoder.type"
+    )
+
+
+def test_info_allow_gaps(tmp_path, exp48_dict):
+    exp48_dict["blocks"][5]["dilations"] = [5]
+    path = tmp_path / "gappy.json"
+    path.write_text(json.dumps(exp48_dict))
+    result = run("dilnas.info", f"arch={path}", "allow_gaps=true", "format=json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["gaps"] == 1 and info["blocks"][5]["slack"] == -2
+
+
+def test_info_requires_arch():
+    assert_one_line_error(run("dilnas.info"), "dilnas-info", "missing required value 'arch'")
+
+
+def test_bench_infer_json():
+    result = run(
+        "dilnas.bench",
+        "infer",
+        f"arch={EXP48_PATH}",
+        "input_size=[64,128]",
+        "repeats=2",
+        "warmup=1",
+        "device=cpu",
+        "format=json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    modes = [row["mode"] for row in report["rows"]]
+    assert modes == ["eager fp32", "deploy fp32", "deploy fp32 channels_last"]
+    assert all(row["max_abs_diff"] <= 1e-4 for row in report["rows"])
+    assert report["rows"][0]["speedup"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["train"], "unknown mode 'train'; allowed: infer"),
+        (["infer", "arch=none.json"], "none.json: no such"),
+    ],
+)
+def test_bench_errors(args, fragment):
+    assert_one_line_error(run("dilnas.bench", *args), "dilnas-bench", fragment)
