@@ -59,3 +59,100 @@ def register_configs() -> None:
 
 
 register_configs()
+
+
+# ---- retraining ----------------------------------------------------------------------------------
+class DataName(str, Enum):
+    synthetic = "synthetic"
+    cityscapes = "cityscapes"
+    camvid = "camvid"
+
+
+class LossName(str, Enum):
+    ce = "ce"
+    bootstrapped_ce = "bootstrapped_ce"
+
+
+@dataclass
+class DataConfig:
+    """A data set and its augmentation. Fields after ``seed`` only apply to ``name=synthetic``."""
+
+    name: DataName = DataName.synthetic
+    root: str | None = None
+    train_split: str = "train"
+    eval_split: str = "val"
+    scale_range: list[int] | None = field(default_factory=lambda: [400, 1600])  # random short side
+    crop_size: list[int] | None = field(default_factory=lambda: [768, 768])  # [height, width]
+    flip: bool = True
+    eval_short_side: int | None = None  # resize for evaluation (None: full resolution, as the paper)
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    num_workers: int = 2
+    seed: int = 0  # synthetic: which images are drawn
+    image_size: int = 128
+    context_distance: int = 24
+    frames_per_image: int = 4
+    train_samples: int = 512
+    val_samples: int = 128
+    test_samples: int = 128
+
+
+@dataclass
+class OptimConfig:
+    """SGD with linear warm-up then poly decay per iteration (RegSeg)."""
+
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 1e-4  # not on BatchNorm parameters
+    warmup_steps: int = 3000
+    warmup_factor: float = 0.1
+    poly_power: float = 0.9
+
+
+@dataclass
+class LossConfig:
+    name: LossName = LossName.ce
+    bootstrap_threshold: float = 0.3
+    bootstrap_fraction: float = 0.0625  # K = batch * H * W / 16
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 1000
+    max_steps: int | None = None  # overrides epochs when set
+    batch_size: int = 8
+    eval_batch_size: int = 1
+    eval_every_epochs: int = 10
+    log_every_steps: int = 20
+    checkpoint_every_steps: int = 0  # 0: at the end of every epoch only
+    amp: bool = True  # only on CUDA
+    sync_bn: bool = False  # DDP only
+
+
+@dataclass
+class RetrainConfig:
+    """dilnas-retrain: train a fixed architecture, evaluate it, keep checkpoints."""
+
+    arch: str = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    device: DeviceChoice = DeviceChoice.auto
+    seed: int = 0
+    resume: bool = False
+    eval_only: bool = False
+    checkpoint: str | None = None  # eval_only: which checkpoint (default: <run dir>/checkpoints/best.pt)
+    init: str | None = None  # released RegSeg checkpoint or a dilnas checkpoint to start from
+    allow_gaps: bool = False
+
+
+def _register_retrain() -> None:
+    store = ConfigStore.instance()
+    store.store(name="retrain_schema", node=RetrainConfig)
+    store.store(group="data", name="data_schema", node=DataConfig)
+    store.store(group="optim", name="optim_schema", node=OptimConfig)
+    store.store(group="trainer", name="trainer_schema", node=TrainerConfig)
+
+
+_register_retrain()

@@ -1,0 +1,1 @@
+"""Datasets: synthetic (built in), Cityscapes, CamVid, and their transforms."""

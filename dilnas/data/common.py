@@ -1,0 +1,157 @@
+"""What the real data sets share: reading PNGs with Pillow, label lookup tables, errors, one base Dataset.
+
+A data set lists its (image, label) files when it is built, so a missing directory or an image without its
+label is reported before training starts; checks that need pixel data (sizes, corrupt files, unknown label
+values) happen when a sample is read. Every problem is a ``DataError``: one line naming the file or directory
+and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from dilnas.data.transforms import IGNORE_INDEX, PairTransform
+from dilnas.errors import UserError
+
+# Pillow label modes holding one integer per pixel ("P" gives palette indices, which is what we want).
+_LABEL_MODES = ("L", "P", "I", "I;16", "I;16L", "I;16B")
+# Pillow's exceptions for unreadable, truncated or corrupt files.
+_READ_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+_MAX_LISTED_VALUES = 10
+
+
+class DataError(UserError):
+    """A data-set file or directory that is missing, unreadable, or holds values other than expected."""
+
+    def __init__(self, message: str):
+        # Pillow and OS messages may span lines; the entry points print exactly one.
+        super().__init__(" ".join(message.split()))
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode an image file into a (H, W, 3) uint8 array."""
+    try:
+        with Image.open(path) as handle:
+            return np.array(handle.convert("RGB"))
+    except _READ_ERRORS as exc:
+        raise DataError(f"{path}: cannot read image ({exc}); expected an RGB PNG") from exc
+
+
+def read_label(
+    path: Path, image_path: Path | None = None, image_size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Decode a single-channel label PNG into a (H, W) integer array of raw ids.
+
+    ``image_size`` is the (height, width) of ``image_path``; it is compared before the pixels are decoded.
+    """
+    try:
+        with Image.open(path) as handle:
+            if handle.mode not in _LABEL_MODES:
+                raise DataError(
+                    f"{path}: label image has mode {handle.mode!r}; expected a single-channel PNG of class ids "
+                    f"(8-bit grayscale or palette), not a colour rendering"
+                )
+            width, height = handle.size
+            if image_size is not None and (height, width) != tuple(image_size):
+                raise DataError(
+                    f"{path}: label is {width}x{height} pixels but its image {image_path} is "
+                    f"{image_size[1]}x{image_size[0]}; expected the same size"
+                )
+            return np.array(handle)
+    except _READ_ERRORS as exc:
+        raise DataError(f"{path}: cannot read label ({exc}); expected a single-channel PNG") from exc
+
+
+def label_lookup_table(to_train_id: Mapping[int, int], ignored_ids: Iterable[int]) -> np.ndarray:
+    """A 256-entry int64 table raw id -> train id; ``ignored_ids`` map to 255, every other entry is -1 (bad)."""
+    table = np.full(256, -1, dtype=np.int64)
+    table[list(ignored_ids)] = IGNORE_INDEX
+    for raw_id, train_id in to_train_id.items():
+        table[raw_id] = train_id
+    return table
+
+
+def map_label(raw: np.ndarray, table: np.ndarray, path: Path, expected: str) -> np.ndarray:
+    """Raw ids -> train ids through ``table``; values the table marks -1 (or beyond it) are a DataError."""
+    if raw.dtype == np.uint8:
+        mapped = table[raw]
+        bad = np.unique(raw[mapped < 0])
+    else:  # 16- or 32-bit PNGs: range-check before indexing.
+        in_table = (raw >= 0) & (raw < len(table))
+        mapped = np.full(raw.shape, -1, dtype=np.int64)
+        mapped[in_table] = table[raw[in_table]]
+        bad = np.unique(raw[mapped < 0])
+    if bad.size:
+        listed = ", ".join(str(int(value)) for value in bad[:_MAX_LISTED_VALUES])
+        more = f" and {bad.size - _MAX_LISTED_VALUES} more" if bad.size > _MAX_LISTED_VALUES else ""
+        raise DataError(f"{path}: unexpected label values {listed}{more}; expected {expected}")
+    return mapped
+
+
+def require_dir(path: Path, layout: str) -> None:
+    """Raise a DataError naming ``path`` and the expected ``layout`` unless ``path`` is a directory."""
+    if not path.is_dir():
+        raise DataError(f"{path}: directory not found; expected {layout}")
+
+
+def check_split(dataset: str, split: str, allowed: Iterable[str], root: Path) -> None:
+    """Refuse an unknown split before touching the disk, listing the allowed ones."""
+    allowed = tuple(allowed)
+    if split not in allowed:
+        raise DataError(f"{root}: unknown {dataset} split {split!r}; expected one of {', '.join(allowed)}")
+
+
+class SegmentationDataset(Dataset):
+    """(image, label) pairs from PNG files: image float32 (3, H, W) in [0, 1] before ``transform``, label
+    int64 (H, W) in train ids with 255 = ignore (all 255 when there is no label file).
+
+    Subclasses set the class attributes and build ``files``; this class reads, checks and maps the pixels.
+    """
+
+    num_classes: int
+    class_names: tuple[str, ...]
+    ignore_index: int = IGNORE_INDEX
+    # raw label id -> train id (-1: not a valid raw id); and how to describe the valid ids in a message.
+    label_table: np.ndarray
+    label_values_text: str
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str,
+        files: list[tuple[Path, Path | None]],
+        transform: PairTransform | None = None,
+    ):
+        self.root = Path(root)
+        self.split = split
+        self.files = files
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image_path, label_path = self.files[index]
+        pixels = read_image(image_path)
+        height, width = pixels.shape[:2]
+        if label_path is None:
+            label = torch.full((height, width), IGNORE_INDEX, dtype=torch.int64)
+        else:
+            raw = read_label(label_path, image_path, (height, width))
+            label = torch.from_numpy(map_label(raw, self.label_table, label_path, self.label_values_text))
+        image = (
+            torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).to(torch.float32).div_(255.0)
+        )
+        if self.transform is not None:
+            image, label = self.transform(image, label)
+        return image, label
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, {len(self)} images)"

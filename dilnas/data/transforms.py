@@ -1,0 +1,247 @@
+"""Paired transforms for segmentation: every geometric change is applied to the image and its label together.
+
+Each transform is a small callable ``(image, label) -> (image, label)`` on tensors: image float (C, H, W),
+label int64 (H, W) with 255 = ignore. ``train_transform`` builds the RegSeg recipe (random short side in
+[400, 1600], random 768x768 crop padded with 0 / 255, horizontal flip, ImageNet normalisation); normalisation
+comes last so that crop padding is black in the original image, as in the reference implementation.
+
+Randomness: a random transform draws from the ``torch.Generator`` given at construction, or from torch's global
+RNG when none is given (the default, and what a training run should use). DataLoader seeds the global RNG of
+every worker differently (its base seed, fresh for every epoch's iterator, plus the worker id), so the default
+needs nothing more. An explicit generator would be copied unchanged into every worker (the same augmentation in
+all workers, and every epoch, since the parent's copy never advances), so inside a worker it is replaced by a
+generator seeded from the generator's own seed and the worker's seed; transforms that shared a generator share
+its replacement. Runs stay reproducible and workers differ.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import get_worker_info
+
+PairTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IGNORE_INDEX = 255
+
+# id(generator given at construction) -> (worker seed, the generator used for it in this worker process).
+_worker_generators: dict[int, tuple[int, torch.Generator]] = {}
+
+
+def _draw_from(generator: torch.Generator | None) -> torch.Generator | None:
+    """The generator to draw from now: ``generator`` itself, or its per-worker replacement in a worker."""
+    info = get_worker_info()
+    if generator is None or info is None:
+        return generator
+    cached = _worker_generators.get(id(generator))
+    if cached is None or cached[0] != info.seed:
+        seed = np.random.SeedSequence([generator.initial_seed(), info.seed]).generate_state(1, np.uint64)[0]
+        cached = (info.seed, torch.Generator().manual_seed(int(seed)))
+        _worker_generators[id(generator)] = cached
+    return cached[1]
+
+
+def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
+    """A uniform integer in [low, high], both ends included."""
+    return int(torch.randint(low, high + 1, (1,), generator=_draw_from(generator)).item())
+
+
+def _check_pair(image: torch.Tensor, label: torch.Tensor, name: str) -> None:
+    if image.dim() != 3 or label.dim() != 2 or image.shape[-2:] != label.shape:
+        raise ValueError(
+            f"{name}: expected image (C, H, W) and label (H, W) of the same size, "
+            f"got {tuple(image.shape)} and {tuple(label.shape)}"
+        )
+
+
+def _resize_pair(
+    image: torch.Tensor, label: torch.Tensor, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear (antialiased) for the image, nearest for the label, both sampling at pixel centres."""
+    if tuple(label.shape) == size:
+        return image, label
+    image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
+    # "nearest-exact" samples at pixel centres like bilinear with align_corners=False; plain "nearest" is
+    # shifted by up to one source pixel. Labels go through float32, exact for values below 2**24.
+    label = F.interpolate(label[None, None].to(torch.float32), size=size, mode="nearest-exact")[0, 0]
+    return image, label.to(torch.int64)
+
+
+def _short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(height, width) with the shorter side equal to ``short_side`` and the aspect ratio kept."""
+    if height <= width:
+        return short_side, max(1, round(width * short_side / height))
+    return max(1, round(height * short_side / width)), short_side
+
+
+def _positive(name: str, **values: int) -> None:
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name}: {key} must be a positive integer, got {value!r}")
+
+
+class Compose:
+    """Apply transforms in order."""
+
+    def __init__(self, transforms: Sequence[PairTransform]):
+        self.transforms = list(transforms)
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for transform in self.transforms:
+            image, label = transform(image, label)
+        return image, label
+
+    def __repr__(self) -> str:
+        return f"Compose({self.transforms!r})"
+
+
+class RandomShortSideScale:
+    """Resize so that the short side is a uniform random integer in [min_size, max_size] (RegSeg: 400..1600)."""
+
+    def __init__(self, min_size: int, max_size: int, generator: torch.Generator | None = None):
+        _positive("RandomShortSideScale", min_size=min_size, max_size=max_size)
+        if min_size > max_size:
+            raise ValueError(f"RandomShortSideScale: min_size {min_size} is larger than max_size {max_size}")
+        self.min_size = min_size
+        self.max_size = max_size
+        self.generator = generator
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_pair(image, label, "RandomShortSideScale")
+        short_side = _randint(self.min_size, self.max_size, self.generator)
+        return _resize_pair(image, label, _short_side_size(*label.shape, short_side))
+
+    def __repr__(self) -> str:
+        return f"RandomShortSideScale(min_size={self.min_size}, max_size={self.max_size})"
+
+
+class ShortSideResize:
+    """Deterministic resize of the short side to ``size`` (evaluation at a reduced resolution)."""
+
+    def __init__(self, size: int):
+        _positive("ShortSideResize", size=size)
+        self.size = size
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_pair(image, label, "ShortSideResize")
+        return _resize_pair(image, label, _short_side_size(*label.shape, self.size))
+
+    def __repr__(self) -> str:
+        return f"ShortSideResize(size={self.size})"
+
+
+class RandomCrop:
+    """Crop a random ``height`` x ``width`` window; a smaller input is first padded at the bottom and right.
+
+    Padding is ``image_fill`` (0) in the image and ``label_fill`` (255, ignored by the loss) in the label.
+    """
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        generator: torch.Generator | None = None,
+        image_fill: float = 0.0,
+        label_fill: int = IGNORE_INDEX,
+    ):
+        _positive("RandomCrop", height=height, width=width)
+        self.height = height
+        self.width = width
+        self.generator = generator
+        self.image_fill = image_fill
+        self.label_fill = label_fill
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_pair(image, label, "RandomCrop")
+        height, width = label.shape
+        pad_bottom, pad_right = max(0, self.height - height), max(0, self.width - width)
+        if pad_bottom or pad_right:
+            image = F.pad(image, (0, pad_right, 0, pad_bottom), value=self.image_fill)
+            label = F.pad(label, (0, pad_right, 0, pad_bottom), value=self.label_fill)
+            height, width = label.shape
+        top = _randint(0, height - self.height, self.generator)
+        left = _randint(0, width - self.width, self.generator)
+        rows, cols = slice(top, top + self.height), slice(left, left + self.width)
+        return image[:, rows, cols], label[rows, cols]
+
+    def __repr__(self) -> str:
+        return f"RandomCrop(height={self.height}, width={self.width})"
+
+
+class RandomHorizontalFlip:
+    """Mirror image and label left-right with probability ``p``."""
+
+    def __init__(self, p: float = 0.5, generator: torch.Generator | None = None):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p!r}")
+        self.p = p
+        self.generator = generator
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_pair(image, label, "RandomHorizontalFlip")
+        # Always draw, so the stream of random numbers does not depend on p.
+        if torch.rand(1, generator=_draw_from(self.generator)).item() < self.p:
+            return image.flip(-1), label.flip(-1)
+        return image, label
+
+    def __repr__(self) -> str:
+        return f"RandomHorizontalFlip(p={self.p})"
+
+
+class Normalize:
+    """Per-channel ``(image - mean) / std`` (ImageNet statistics by default); the label passes through."""
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+        if len(mean) != len(std) or any(value <= 0 for value in std):
+            raise ValueError(f"Normalize: need one positive std per mean, got mean={mean!r} std={std!r}")
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_pair(image, label, "Normalize")
+        if image.shape[0] != self.mean.shape[0]:
+            raise ValueError(
+                f"Normalize: image has {image.shape[0]} channels, mean/std have {self.mean.shape[0]}"
+            )
+        return (image - self.mean.to(image)) / self.std.to(image), label
+
+    def __repr__(self) -> str:
+        return f"Normalize(mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()})"
+
+
+def train_transform(
+    scale_range: tuple[int, int] = (400, 1600),
+    crop_size: int | tuple[int, int] = (768, 768),
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    flip_p: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> Compose:
+    """The RegSeg training augmentation: random short side, random crop (height, width), flip, normalise."""
+    crop_height, crop_width = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
+    min_size, max_size = scale_range
+    return Compose(
+        [
+            RandomShortSideScale(min_size, max_size, generator=generator),
+            RandomCrop(crop_height, crop_width, generator=generator),
+            RandomHorizontalFlip(flip_p, generator=generator),
+            Normalize(mean, std),
+        ]
+    )
+
+
+def eval_transform(
+    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD, short_side: int | None = None
+) -> Compose:
+    """Evaluation: normalise only (RegSeg evaluates at full resolution), or first resize the short side.
+
+    With ``short_side`` the label is resized too (nearest), so the metric is computed at that resolution.
+    """
+    steps: list[PairTransform] = [] if short_side is None else [ShortSideResize(short_side)]
+    return Compose([*steps, Normalize(mean, std)])

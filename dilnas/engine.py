@@ -1,0 +1,304 @@
+"""The retraining loop and evaluation: SGD with warm-up + poly, AMP on CUDA, DDP, checkpoints and resume.
+
+A run is exactly reproducible on CPU: the data order and every augmentation are functions of
+(seed, epoch, index) (``dilnas.sampling``), and checkpoints hold everything else, so a run killed at any
+point and resumed from its last checkpoint ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from dilnas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dilnas.config import LossConfig, OptimConfig, TrainerConfig
+from dilnas.dist import DistInfo
+from dilnas.errors import UserError
+from dilnas.losses import build_loss
+from dilnas.metrics import ConfusionMatrix
+from dilnas.sampling import ResumableDistributedSampler, SeededAugmentation
+from dilnas.schedule import parameter_groups, warmup_poly_scheduler
+from dilnas.tblog import RunLogger
+
+log = logging.getLogger("dilnas")
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    best_miou: float = -1.0
+
+
+def eval_loader(dataset: Dataset, batch_size: int, num_workers: int, info: DistInfo) -> DataLoader:
+    """Each rank takes every world_size-th sample, without padding, so no sample counts twice."""
+    indices = list(range(info.rank, len(dataset), info.world_size))
+    return DataLoader(
+        torch.utils.data.Subset(dataset, indices),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, amp: bool = False
+) -> ConfusionMatrix:
+    """Confusion matrix of argmax predictions over ``loader``, summed over all ranks."""
+    was_training = model.training
+    model.eval()
+    matrix = ConfusionMatrix(num_classes, device)
+    autocast = torch.autocast(device.type, dtype=torch.float16) if amp else contextlib.nullcontext()
+    for images, labels in loader:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        with autocast:
+            logits = model(images)
+        matrix.update(logits.argmax(1), labels)
+    matrix.all_reduce()
+    model.train(was_training)
+    return matrix
+
+
+class _StopRequest:
+    """Turns SIGTERM into a flag the loop checks after each step (then it saves and exits cleanly)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopRequest:
+        with contextlib.suppress(ValueError):  # not the main thread: no handler, nothing to restore
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+class Trainer:
+    """Trains ``model`` on ``train_set``, evaluates on ``eval_set``, writes into ``run_dir``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_set: Dataset,
+        eval_set: Dataset,
+        class_names: Sequence[str],
+        run_dir: str | Path,
+        trainer: TrainerConfig,
+        optim: OptimConfig,
+        loss: LossConfig,
+        device: torch.device,
+        seed: int,
+        num_workers: int = 0,
+        info: DistInfo | None = None,
+        extra_state: dict[str, Any] | None = None,
+    ):
+        self.info = info or DistInfo()
+        self.config, self.device, self.seed = trainer, device, seed
+        self.class_names = list(class_names)
+        self.run_dir = Path(run_dir)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        self.extra_state = extra_state or {}
+        self.amp = trainer.amp and device.type == "cuda"
+
+        self.model = model.to(device)
+        if self.info.enabled:
+            if trainer.sync_bn:
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.train_set = SeededAugmentation(train_set, seed)
+        self.sampler = ResumableDistributedSampler(len(train_set), seed, self.info.rank, self.info.world_size)
+        self.num_workers = num_workers
+        self.steps_per_epoch = len(self.sampler) // trainer.batch_size  # drop_last
+        if self.steps_per_epoch < 1:
+            raise UserError(
+                f"trainer.batch_size={trainer.batch_size} is larger than the {len(self.sampler)} training "
+                f"samples per process: lower it or add data"
+            )
+        self.total_steps = trainer.max_steps or trainer.epochs * self.steps_per_epoch
+        self.eval_loader = eval_loader(eval_set, trainer.eval_batch_size, num_workers, self.info)
+
+        self.criterion = build_loss(loss.name.value, loss.bootstrap_threshold, loss.bootstrap_fraction)
+        self.optimizer = torch.optim.SGD(
+            parameter_groups(self.model, optim.weight_decay), lr=optim.lr, momentum=optim.momentum
+        )
+        self.scheduler = warmup_poly_scheduler(
+            self.optimizer, self.total_steps, optim.warmup_steps, optim.warmup_factor, optim.poly_power
+        )
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
+        self.state = TrainState()
+        self.logger = RunLogger(self.run_dir, enabled=self.info.is_main)
+
+    @property
+    def bare_model(self) -> nn.Module:
+        return (
+            self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
+        )
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "format": "dilnas.checkpoint",
+            "model": self.bare_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "step": self.state.step,
+            "best_miou": self.state.best_miou,
+            **self.extra_state,
+        }
+
+    def save(self, name: str) -> None:
+        if self.info.is_main:
+            save_checkpoint(self.checkpoint_dir / name, self.checkpoint_state())
+
+    def resume(self) -> bool:
+        """Continue from ``checkpoints/last.pt`` when it exists; returns whether it did."""
+        path = self.checkpoint_dir / "last.pt"
+        if not path.exists():
+            return False
+        state = load_checkpoint(path)
+        self.bare_model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.state = TrainState(step=int(state["step"]), best_miou=float(state["best_miou"]))
+        self.logger.rewind(self.state.step)
+        log.info("resumed from %s at step %d/%d", path, self.state.step, self.total_steps)
+        return True
+
+    # ---- loop ------------------------------------------------------------------------------------
+    def _train_loader(self, epoch: int, start_batch: int) -> DataLoader:
+        self.sampler.set_epoch(epoch, start_batch, self.config.batch_size)
+        self.train_set.epoch = epoch
+        return DataLoader(
+            self.train_set,
+            batch_size=self.config.batch_size,
+            sampler=self.sampler,
+            num_workers=self.num_workers,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            loss = self.criterion(self.model(images), labels)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"non-finite loss ({loss.item()}) at step {self.state.step + 1}: stopped; the last good "
+                f"checkpoint is {self.checkpoint_dir / 'last.pt'} (try a lower optim.lr)"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.state.step += 1
+        return loss.item()
+
+    def run_evaluation(self) -> dict[str, Any]:
+        matrix = evaluate(self.model, self.eval_loader, len(self.class_names), self.device, self.amp)
+        summary = matrix.summary(self.class_names)
+        epoch = self.state.step / self.steps_per_epoch
+        scalars = {"val/miou": summary["miou"], "val/pixel_accuracy": summary["pixel_accuracy"]}
+        scalars |= {f"val/iou/{name}": value for name, value in summary["iou"].items() if value is not None}
+        self.logger.log(self.state.step, scalars, kind="eval", epoch=epoch)
+        is_best = summary["miou"] > self.state.best_miou
+        if is_best:
+            self.state.best_miou = summary["miou"]
+        log.info(
+            "eval step %d: mIoU %.2f (best %.2f)  %s",
+            self.state.step,
+            summary["miou"],
+            self.state.best_miou,
+            "  ".join(f"{n} {v:.1f}" for n, v in summary["iou"].items() if v is not None),
+        )
+        self.save("last.pt")  # holds the updated best_miou
+        if is_best:
+            self.save("best.pt")
+        return summary
+
+    def fit(self) -> dict[str, Any]:
+        """Train to ``total_steps`` (or until SIGTERM); returns the last evaluation summary."""
+        summary: dict[str, Any] = {}
+        started, start_step = time.monotonic(), self.state.step
+        eval_every = self.config.eval_every_epochs * self.steps_per_epoch
+        with _StopRequest() as stop:
+            while self.state.step < self.total_steps:
+                epoch, start_batch = divmod(self.state.step, self.steps_per_epoch)
+                for images, labels in self._train_loader(epoch, start_batch):
+                    loss = self.train_step(images, labels)
+                    step = self.state.step
+                    if step % self.config.log_every_steps == 0 or step == self.total_steps:
+                        self._log_progress(loss, epoch, started, start_step)
+                    finished = step >= self.total_steps
+                    if (eval_every and step % eval_every == 0) or finished:
+                        summary = self.run_evaluation()
+                    elif (
+                        self.config.checkpoint_every_steps and step % self.config.checkpoint_every_steps == 0
+                    ):
+                        self.save("last.pt")
+                    if stop.requested:
+                        self.save("last.pt")
+                        log.warning("SIGTERM: saved checkpoint at step %d; continue with resume=true", step)
+                        self.logger.close()
+                        return summary
+                    if finished:
+                        break
+                else:
+                    if not eval_every or self.state.step % eval_every:
+                        self.save("last.pt")  # end of epoch
+        self.logger.close()
+        return summary
+
+    def _log_progress(self, loss: float, epoch: int, started: float, start_step: int) -> None:
+        step = self.state.step
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.logger.log(step, {"train/loss": loss, "lr/weights": lr}, kind="train", epoch=epoch)
+        elapsed = time.monotonic() - started
+        rate = (step - start_step) / elapsed if elapsed > 0 else math.nan
+        eta = (self.total_steps - step) / rate if rate > 0 else math.nan
+        log.info(
+            "epoch %d step %d/%d  loss %.4f  lr %.5f  %.2f it/s  eta %s",
+            epoch,
+            step,
+            self.total_steps,
+            loss,
+            lr,
+            rate,
+            _duration(eta),
+        )
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"

@@ -1,0 +1,124 @@
+"""``dilnas-retrain``: train a fixed architecture (the paper's or a derived one) to a measured mIoU.
+
+Also ``torchrun --nproc_per_node=N -m dilnas.retrain ...`` for DDP (one process per device).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from dilnas.arch import load_arch, save_arch
+from dilnas.checkpoint import load_checkpoint, seed_everything
+from dilnas.cli import hydra_command, typed_config
+from dilnas.config import RetrainConfig
+from dilnas.data.factory import build_dataset
+from dilnas.dist import broadcast_object, init_distributed, shutdown_distributed
+from dilnas.engine import Trainer, eval_loader, evaluate
+from dilnas.errors import UserError
+from dilnas.fileio import atomic_write_json
+from dilnas.initialize import initialize_from
+from dilnas.regseg import RegSeg
+from dilnas.timing import resolve_device
+
+log = logging.getLogger("dilnas")
+
+
+def run(cfg: DictConfig) -> float:
+    config = typed_config(cfg, RetrainConfig)
+    device = resolve_device(config.device.value)
+    info = init_distributed(device.type)
+    if device.type == "cuda" and info.enabled:
+        import torch
+
+        device = torch.device("cuda", info.local_rank)
+    try:
+        return _run(config, device, info, Path(HydraConfig.get().runtime.output_dir), cfg)
+    finally:
+        shutdown_distributed()
+
+
+def _run(config: RetrainConfig, device, info, run_dir: Path, cfg: DictConfig) -> float:
+    seed_everything(config.seed)
+    train_set = build_dataset(config.data, config.data.train_split, train=True)
+    eval_set = build_dataset(config.data, config.data.eval_split, train=False)
+    spec = load_arch(config.arch, allow_gaps=config.allow_gaps)
+    if spec.num_classes != train_set.num_classes:
+        log.info(
+            "%s has %d classes: building the network with %d",
+            config.data.name.value,
+            train_set.num_classes,
+            train_set.num_classes,
+        )
+        spec = spec.with_num_classes(train_set.num_classes)
+    model = RegSeg(spec)
+    class_names = train_set.class_names
+
+    if config.eval_only:
+        path = Path(config.checkpoint or run_dir / "checkpoints" / "best.pt")
+        model.load_state_dict(load_checkpoint(path)["model"])
+        matrix = evaluate(
+            model.to(device),
+            eval_loader(eval_set, config.trainer.eval_batch_size, config.data.num_workers, info),
+            len(class_names),
+            device,
+        )
+        summary = matrix.summary(class_names)
+        if info.is_main:
+            atomic_write_json(
+                run_dir / "eval.json", {"checkpoint": str(path), "split": config.data.eval_split, **summary}
+            )
+            print(f"{path}: {config.data.eval_split} mIoU {summary['miou']:.2f}")
+        return summary["miou"]
+
+    if config.init and not config.resume:
+        reinitialised = initialize_from(model, config.init)
+        log.info(
+            "initialised from %s%s",
+            config.init,
+            f" (re-initialised {', '.join(reinitialised)})" if reinitialised else "",
+        )
+    last = run_dir / "checkpoints" / "last.pt"
+    has_checkpoint = broadcast_object(last.exists(), info)
+    if has_checkpoint and not config.resume:
+        raise UserError(
+            f"{run_dir} already holds a run ({last}): pass resume=true to continue it, or choose "
+            f"another hydra.run.dir"
+        )
+    if info.is_main:
+        save_arch(spec, run_dir / "arch.json")
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    trainer = Trainer(
+        model,
+        train_set,
+        eval_set,
+        class_names,
+        run_dir,
+        config.trainer,
+        config.optim,
+        config.loss,
+        device,
+        config.seed,
+        config.data.num_workers,
+        info,
+        extra_state={"arch": json.dumps(spec.to_dict(), sort_keys=True)},
+    )
+    if config.resume and not trainer.resume():
+        log.info("resume=true but %s has no checkpoint yet: starting a new run", run_dir)
+    summary = trainer.fit()
+    if info.is_main and summary:
+        print(
+            f"{spec.name}: {config.data.eval_split} mIoU {summary['miou']:.2f} at step {trainer.state.step} "
+            f"(best {trainer.state.best_miou:.2f}); run directory {run_dir}"
+        )
+    return summary.get("miou", float("nan"))
+
+
+main = hydra_command("dilnas-retrain", "retrain", run)
+
+if __name__ == "__main__":
+    main()

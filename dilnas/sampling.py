@@ -1,0 +1,64 @@
+"""Data order and augmentation randomness as pure functions of (seed, epoch, index), so that a run resumed
+mid-epoch sees exactly the batches an uninterrupted run would have seen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+def _mix(*parts: int) -> int:
+    """A 63-bit seed from integers (SplitMix-style), stable across processes and Python versions."""
+    value = 0x9E3779B97F4A7C15
+    for part in parts:
+        value = (value ^ (part & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        value ^= value >> 31
+    return value & 0x7FFFFFFFFFFFFFFF
+
+
+class ResumableDistributedSampler(Sampler[int]):
+    """Like ``DistributedSampler`` (shuffled per epoch, padded and sharded across ranks), plus
+    ``start_batch``: skip the batches an interrupted run already trained on, without loading them."""
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1, shuffle: bool = True):
+        self.size, self.seed, self.rank, self.world_size, self.shuffle = size, seed, rank, world_size, shuffle
+        self.epoch = 0
+        self.skip = 0
+        self.per_rank = -(-size // world_size)  # ceil: pad so every rank gets the same count
+
+    def set_epoch(self, epoch: int, start_batch: int = 0, batch_size: int = 1) -> None:
+        self.epoch, self.skip = epoch, start_batch * batch_size
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(_mix(self.seed, self.epoch))
+            order = torch.randperm(self.size, generator=generator).tolist()
+        else:
+            order = list(range(self.size))
+        order += order[: self.per_rank * self.world_size - self.size]
+        return iter(order[self.rank :: self.world_size][self.skip :])
+
+    def __len__(self) -> int:
+        return self.per_rank - self.skip
+
+
+class SeededAugmentation(Dataset):
+    """Runs sample ``i`` of ``epoch`` with torch's global RNG seeded from (seed, epoch, i), restored after.
+
+    The wrapped dataset's random transforms draw from the global RNG; this makes them reproducible whatever
+    worker process or resume point loads the sample.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_mix(self.seed, self.epoch, index))
+            return self.dataset[index]

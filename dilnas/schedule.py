@@ -1,0 +1,35 @@
+"""Learning-rate schedule of RegSeg: linear warm-up from ``warmup_factor`` x lr, then poly decay, per iteration."""
+
+from __future__ import annotations
+
+import torch
+
+
+def warmup_poly_factor(
+    step: int, total_steps: int, warmup_steps: int, warmup_factor: float, power: float
+) -> float:
+    """Multiplier of the base lr at ``step`` (0-based)."""
+    if step < warmup_steps:
+        alpha = step / warmup_steps
+        return warmup_factor * (1 - alpha) + alpha
+    return max(0.0, 1.0 - step / max(1, total_steps)) ** power
+
+
+def warmup_poly_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, warmup_factor: float, power: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_poly_factor(step, total_steps, warmup_steps, warmup_factor, power)
+    )
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay everywhere except on BatchNorm parameters (RegSeg)."""
+    decay, no_decay = [], []
+    for module in model.modules():
+        for param in module.parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            is_norm = isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+            (no_decay if is_norm else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

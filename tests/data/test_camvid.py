@@ -1,0 +1,119 @@
+"""CamVidDataset on a tiny fake SegNet-layout tree: void -> 255, splits, and clear errors for bad data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dilnas.data.camvid import CamVidDataset
+from dilnas.data.common import DataError
+
+
+def raise_one_line(call, *names: Path | str) -> str:
+    with pytest.raises(DataError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message
+    for name in names:
+        assert str(name) in message, message
+    return message
+
+
+def test_classes() -> None:
+    assert CamVidDataset.num_classes == 11
+    assert CamVidDataset.class_names == (
+        "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
+        "Bicyclist",
+    )  # fmt: skip
+    assert CamVidDataset.ignore_index == 255
+
+
+def test_void_becomes_ignore(camvid_root: Path) -> None:
+    dataset = CamVidDataset(camvid_root, "train")
+    for index, (_, label_path) in enumerate(dataset.files):
+        raw = np.array(Image.open(label_path)).astype(np.int64)
+        assert set(np.unique(raw)) == set(range(12))
+        image, label = dataset[index]
+        assert image.dtype == torch.float32 and image.shape == (3, 32, 64)
+        assert label.dtype == torch.int64
+        np.testing.assert_array_equal(label.numpy(), np.where(raw == 11, 255, raw))
+
+
+def test_splits(camvid_root: Path) -> None:
+    sizes = {split: len(CamVidDataset(camvid_root, split)) for split in ("train", "val", "test", "trainval")}
+    assert sizes == {"train": 2, "val": 1, "test": 1, "trainval": 3}
+    trainval = CamVidDataset(camvid_root, "trainval")
+    assert (
+        trainval.files == CamVidDataset(camvid_root, "train").files + CamVidDataset(camvid_root, "val").files
+    )
+    for image, label in trainval.files:
+        assert label == image.parent.parent / f"{image.parent.name}annot" / image.name
+    # The test split of CamVid is labelled.
+    assert CamVidDataset(camvid_root, "test")[0][1].min() == 0
+
+
+def test_missing_root(tmp_path: Path) -> None:
+    root = tmp_path / "nowhere"
+    message = raise_one_line(lambda: CamVidDataset(root, "val"), root)
+    assert "val/*.png and valannot/*.png" in message
+
+
+@pytest.mark.parametrize("missing", ["test", "testannot"])
+def test_missing_split_directory(camvid_root: Path, missing: str) -> None:
+    shutil.rmtree(camvid_root / missing)
+    raise_one_line(lambda: CamVidDataset(camvid_root, "test"), camvid_root / missing, "testannot/*.png")
+
+
+def test_unknown_split(camvid_root: Path) -> None:
+    message = raise_one_line(lambda: CamVidDataset(camvid_root, "validation"), "'validation'")
+    assert "train, val, test, trainval" in message
+
+
+def test_split_without_images(camvid_root: Path) -> None:
+    for image in (camvid_root / "val").glob("*.png"):
+        image.unlink()
+    raise_one_line(lambda: CamVidDataset(camvid_root, "trainval"), camvid_root / "val", "no images")
+
+
+def test_image_without_label(camvid_root: Path) -> None:
+    (camvid_root / "trainannot" / "0006R0_f02430.png").unlink()
+    raise_one_line(
+        lambda: CamVidDataset(camvid_root, "train"),
+        camvid_root / "train" / "0006R0_f02430.png",
+        camvid_root / "trainannot" / "0006R0_f02430.png",
+    )
+
+
+def test_label_of_another_size(camvid_root: Path, png_writer) -> None:
+    dataset = CamVidDataset(camvid_root, "val")
+    png_writer(dataset.files[0][1], np.zeros((32, 48), dtype=np.uint8))
+    raise_one_line(lambda: dataset[0], dataset.files[0][1], dataset.files[0][0])
+
+
+def test_corrupt_image(camvid_root: Path) -> None:
+    dataset = CamVidDataset(camvid_root, "val")
+    dataset.files[0][0].write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    raise_one_line(lambda: dataset[0], dataset.files[0][0])
+
+
+def test_label_values_outside_the_classes(camvid_root: Path, png_writer) -> None:
+    dataset = CamVidDataset(camvid_root, "val")
+    values = np.full((32, 64), 11, dtype=np.uint8)
+    values[5, 5] = 12
+    png_writer(dataset.files[0][1], values)
+    raise_one_line(lambda: dataset[0], dataset.files[0][1], "values 12;", "0..10")
+
+
+def test_sixteen_bit_label(camvid_root: Path) -> None:
+    dataset = CamVidDataset(camvid_root, "val")
+    values = np.full((32, 64), 3, dtype=np.uint16)
+    Image.fromarray(values).save(dataset.files[0][1])
+    assert bool((dataset[0][1] == 3).all())
+    values[0, 0] = 300
+    Image.fromarray(values).save(dataset.files[0][1])
+    raise_one_line(lambda: dataset[0], dataset.files[0][1], "300")

@@ -1,0 +1,190 @@
+"""dilnas-retrain end to end in subprocesses: run directory, resume after SIGKILL, SIGTERM, divergence,
+evaluation alone, and DDP with two gloo processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dilnas.checkpoint import load_checkpoint
+from tests.conftest import REPO
+
+TINY = REPO / "experiments" / "synthetic" / "tiny_rate1.json"
+TINY_RUN = [
+    f"arch={TINY}",
+    "data=synthetic",
+    "data.image_size=64",
+    "data.context_distance=8",
+    "data.train_samples=32",
+    "data.val_samples=8",
+    "trainer.batch_size=4",
+    "trainer.eval_every_epochs=1000",
+    "trainer.log_every_steps=1",
+    "optim.warmup_steps=2",
+    "device=cpu",
+]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def retrain(run_dir: Path, *overrides: str, background: bool = False):
+    command = [sys.executable, "-m", "dilnas.retrain", *TINY_RUN, f"hydra.run.dir={run_dir}", *overrides]
+    if background:
+        return subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+        )
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV)
+
+
+def records(run_dir: Path, kind: str) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in lines if r.get("kind") == kind]
+
+
+def wait_for_step(process: subprocess.Popen, run_dir: Path, step: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"run ended before step {step}: {process.stderr.read()}")
+        if any(r["step"] >= step for r in records(run_dir, "train")):
+            return
+        time.sleep(0.02)
+    pytest.fail(f"step {step} not reached in {timeout} s")
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+@pytest.mark.slow
+def test_run_directory_and_eval_only(tmp_path):
+    run_dir = tmp_path / "run"
+    result = retrain(run_dir, "trainer.max_steps=8")
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in run_dir.iterdir()} >= {
+        "arch.json",
+        "metrics.jsonl",
+        "tb",
+        "checkpoints",
+        "config.yaml",
+    }
+    assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
+    evals = records(run_dir, "eval")
+    assert [r["step"] for r in evals] == [8]
+    assert "val mIoU" in result.stdout.strip().splitlines()[-1]
+
+    again = retrain(run_dir, "eval_only=true")
+    assert again.returncode == 0, again.stderr
+    report = json.loads((run_dir / "eval.json").read_text())
+    assert report["miou"] == pytest.approx(evals[0]["val/miou"], abs=1e-9)
+
+    refused = retrain(run_dir, "trainer.max_steps=8")
+    assert refused.returncode == 2
+    assert "already holds a run" in refused.stderr and "resume=true" in refused.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_ends_with_the_same_weights(tmp_path):
+    steps = ["trainer.max_steps=28", "trainer.checkpoint_every_steps=3"]  # 8 steps per epoch: crosses epochs
+    reference = retrain(tmp_path / "reference", *steps)
+    assert reference.returncode == 0, reference.stderr
+
+    run_dir = tmp_path / "killed"
+    process = retrain(run_dir, *steps, background=True)
+    wait_for_step(process, run_dir, 13)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] < 28
+
+    resumed = retrain(run_dir, *steps, "resume=true")
+    assert resumed.returncode == 0, resumed.stderr
+    expected, actual = (
+        weights(tmp_path / "reference" / "checkpoints" / "last.pt"),
+        weights(run_dir / "checkpoints" / "last.pt"),
+    )
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
+    assert [r["step"] for r in records(run_dir, "train")] == list(range(1, 29))  # no step logged twice
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_exits_cleanly(tmp_path):
+    run_dir = tmp_path / "run"
+    process = retrain(run_dir, "trainer.max_steps=400", background=True)
+    wait_for_step(process, run_dir, 3)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "SIGTERM: saved checkpoint at step" in stdout + stderr and "Traceback" not in stdout + stderr
+    step = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    assert 3 <= step < 400
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    result = retrain(run_dir, "trainer.max_steps=50", "trainer.checkpoint_every_steps=1", "optim.lr=1e30")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("dilnas-retrain: error: non-finite loss") and "Traceback" not in result.stderr
+    good = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert good["step"] >= 1
+
+
+def test_user_errors_are_one_line(tmp_path):
+    result = retrain(tmp_path / "run", "data=cityscapes", f"data.root={tmp_path / 'nowhere'}")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "nowhere" in result.stderr
+
+
+DDP_WORKER = REPO / "tests" / "ddp_worker.py"
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29517",
+        str(DDP_WORKER),
+        str(tmp_path),
+    ]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
+    for key in rank0["model"]:
+        assert torch.equal(rank0["model"][key], rank1["model"][key]), key
+    assert rank0["miou"] == rank1["miou"]  # the confusion matrix is all-reduced
+
+    # The same checkpoint evaluated by a single process gives the same mIoU.
+    single = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dilnas.retrain",
+            *[arg.replace("val_samples=8", "val_samples=9") for arg in TINY_RUN],  # the worker's 9
+            f"hydra.run.dir={tmp_path}",
+            "eval_only=true",
+            f"checkpoint={tmp_path / 'checkpoints' / 'last.pt'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ENV,
+    )
+    assert single.returncode == 0, single.stderr
+    assert json.loads((tmp_path / "eval.json").read_text())["miou"] == pytest.approx(rank0["miou"], abs=1e-9)

@@ -1,0 +1,138 @@
+"""Pieces of the training loop: metrics, losses, schedule, sampling, checkpoints, initialisation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dilnas.arch import load_arch
+from dilnas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dilnas.errors import UserError
+from dilnas.initialize import initialize_from
+from dilnas.losses import BootstrappedCrossEntropy
+from dilnas.metrics import ConfusionMatrix
+from dilnas.official import to_official_state_dict
+from dilnas.regseg import RegSeg
+from dilnas.sampling import ResumableDistributedSampler, SeededAugmentation
+from dilnas.schedule import parameter_groups, warmup_poly_factor
+from tests.conftest import REPO
+
+TINY = REPO / "experiments" / "synthetic" / "tiny_rate1.json"
+
+
+def test_confusion_matrix_miou_ignores_255_and_absent_classes():
+    matrix = ConfusionMatrix(3)
+    target = torch.tensor([0, 0, 1, 1, 255, 255])
+    prediction = torch.tensor([0, 1, 1, 1, 2, 0])
+    matrix.update(prediction, target)
+    iou = matrix.iou()
+    assert iou[0].item() == pytest.approx(1 / 2)  # tp 1, union 2
+    assert iou[1].item() == pytest.approx(2 / 3)  # tp 2, union 3
+    assert math.isnan(iou[2].item())  # never seen: not in the mean
+    assert matrix.miou() == pytest.approx(100 * (1 / 2 + 2 / 3) / 2)
+    summary = matrix.summary(["a", "b", "c"])
+    assert summary["iou"]["c"] is None and summary["pixel_accuracy"] == pytest.approx(75.0)
+
+
+def test_bootstrapped_ce_keeps_hard_pixels_or_the_top_k():
+    logits = torch.zeros(1, 2, 4, 4)
+    logits[0, 0] = 10.0  # confident class 0 everywhere
+    target = torch.zeros(1, 4, 4, dtype=torch.int64)
+    target[0, 0, :2] = 1  # two hard pixels
+    loss = BootstrappedCrossEntropy(threshold=0.3, top_fraction=1 / 16)(logits, target)
+    assert loss.item() == pytest.approx(10.0, abs=1e-3)  # mean over the two hard pixels only
+    easy = BootstrappedCrossEntropy(threshold=0.3, top_fraction=1 / 4)(logits, torch.zeros_like(target))
+    assert easy.item() == pytest.approx(torch.nn.functional.softplus(torch.tensor(-10.0)).item(), rel=1e-3)
+
+
+def test_warmup_then_poly():
+    factor = lambda step: warmup_poly_factor(step, 1000, 100, 0.1, 0.9)  # noqa: E731
+    assert factor(0) == pytest.approx(0.1)
+    assert factor(50) == pytest.approx(0.55)
+    assert factor(100) == pytest.approx(0.9**0.9)
+    assert factor(1000) == 0.0
+
+
+def test_no_weight_decay_on_batchnorm():
+    model = RegSeg(load_arch(TINY))
+    decay, no_decay = parameter_groups(model, 1e-4)
+    bn_params = {
+        id(p) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()
+    }
+    assert {id(p) for p in no_decay["params"]} == bn_params
+    assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
+
+
+def test_sampler_shards_pads_and_skips():
+    full = ResumableDistributedSampler(10, seed=3, rank=0, world_size=1)
+    full.set_epoch(2)
+    order = list(full)
+    assert sorted(order) == list(range(10))
+    full.set_epoch(2, start_batch=2, batch_size=3)
+    assert list(full) == order[6:]
+    full.set_epoch(3)
+    assert list(full) != order  # reshuffled per epoch
+    ranks = [ResumableDistributedSampler(10, seed=3, rank=r, world_size=3) for r in range(3)]
+    for sampler in ranks:
+        sampler.set_epoch(2)
+    shards = [list(s) for s in ranks]
+    assert all(len(shard) == 4 for shard in shards)
+    assert {index for shard in shards for index in shard} == set(range(10))
+
+
+def test_seeded_augmentation_is_a_function_of_epoch_and_index():
+    class Noise(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return torch.rand(3)
+
+    wrapped = SeededAugmentation(Noise(), seed=0)
+    before = torch.get_rng_state()
+    first = wrapped[1]
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's RNG is untouched
+    assert torch.equal(wrapped[1], first) and not torch.equal(wrapped[2], first)
+    wrapped.epoch = 1
+    assert not torch.equal(wrapped[1], first)
+
+
+def test_checkpoint_round_trip_with_rng_state(tmp_path):
+    torch.manual_seed(5)
+    state = {"model": {"w": torch.arange(3.0)}, "rng": rng_state(), "step": 7}
+    expected = torch.rand(2)
+    path = save_checkpoint(tmp_path / "ckpt" / "last.pt", state)
+    loaded = load_checkpoint(path)  # weights_only=True
+    set_rng_state(loaded["rng"])
+    assert torch.equal(torch.rand(2), expected)
+    assert loaded["step"] == 7 and [p.name for p in path.parent.iterdir()] == ["last.pt"]
+    with pytest.raises(UserError, match="no such checkpoint file"):
+        load_checkpoint(tmp_path / "absent.pt")
+
+
+def test_initialise_from_released_weights_reinitialises_a_different_classifier(tmp_path):
+    spec = load_arch(TINY)
+    source = RegSeg(spec.with_num_classes(19))
+    path = tmp_path / "released.pth"
+    torch.save(to_official_state_dict(source), path)
+    target = RegSeg(spec.with_num_classes(11))
+    classifier_before = target.decoder.classifier.weight.clone()
+    assert initialize_from(target, path) == ["decoder.classifier.weight", "decoder.classifier.bias"]
+    assert torch.equal(target.decoder.classifier.weight, classifier_before)
+    assert torch.equal(
+        target.body.blocks[5].conv2.convs[1].weight, source.body.blocks[5].conv2.convs[1].weight
+    )
+
+
+def test_initialise_from_dilnas_checkpoint(tmp_path):
+    spec = load_arch(TINY)
+    source = RegSeg(spec)
+    save_checkpoint(tmp_path / "last.pt", {"format": "dilnas.checkpoint", "model": source.state_dict()})
+    target = RegSeg(spec)
+    assert initialize_from(target, tmp_path / "last.pt") == []
+    assert torch.equal(target.stem.conv.weight, source.stem.conv.weight)
+    other = RegSeg(load_arch(REPO / "experiments" / "regseg_paper" / "exp48_decoder26.json"))
+    with pytest.raises(UserError, match="state dict does not fit the architecture"):
+        initialize_from(other, tmp_path / "last.pt")
