@@ -156,3 +156,100 @@ def _register_retrain() -> None:
 
 
 _register_retrain()
+
+
+# ---- search --------------------------------------------------------------------------------------
+class Relaxation(str, Enum):
+    softmax = "softmax"
+    gumbel = "gumbel"
+
+
+class SearchOrder(str, Enum):
+    first = "first"
+    second = "second"
+
+
+class DeriveRule(str, Enum):
+    argmax = "argmax"
+    expected = "expected"
+    topk = "topk"
+
+
+@dataclass
+class SearchConfig:
+    """The bilevel dilation search: weights on the train split, logits on a held-out split of it."""
+
+    space: str = "synthetic_tiny"  # a name in search_spaces/ or a path to a .yaml
+    relaxation: Relaxation = Relaxation.softmax
+    shared_kernel: bool = True
+    order: SearchOrder = SearchOrder.first
+    heldout_fraction: float = 0.5  # of the training split, for the architecture step
+    warmup_epochs: int = 1  # weights only, before the logits move
+    arch_lr: float = 0.02
+    arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    arch_weight_decay: float = 0.0
+    temperature_start: float = 1.0
+    temperature_end: float = 1.0  # annealed geometrically over the architecture steps
+    entropy_weight: float = 0.0  # > 0 pushes the probabilities to commit
+    unrolled_lr: float | None = None  # second order: the virtual step's lr (default: the weights' lr)
+    rule: DeriveRule = DeriveRule.argmax
+    topk: int = 2
+
+
+@dataclass
+class SearchRunConfig:
+    """dilnas-search: search, then write the derived arch.json into the run directory."""
+
+    search: SearchConfig = field(default_factory=SearchConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    device: DeviceChoice = DeviceChoice.auto
+    seed: int = 0
+    resume: bool = False
+
+
+@dataclass
+class ExportConfig:
+    """dilnas-export: derive arch.json again from any checkpoint of a search run."""
+
+    run_dir: str = MISSING
+    checkpoint: str | None = None  # default: <run_dir>/checkpoints/last.pt
+    rule: DeriveRule | None = None  # default: the run's own rule
+    topk: int | None = None
+    out: str | None = None  # default: <run_dir>/arch.json
+
+
+def _register_search() -> None:
+    store = ConfigStore.instance()
+    store.store(name="search_run_schema", node=SearchRunConfig)
+    store.store(name="export_schema", node=ExportConfig)
+    store.store(group="search", name="search_schema", node=SearchConfig)
+
+
+_register_search()
+
+
+# ---- plots ---------------------------------------------------------------------------------------
+class PlotFormat(str, Enum):
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+
+
+@dataclass
+class PlotConfig:
+    """dilnas-plot: the evolution of the dilation-rate probabilities of a search run or a sweep."""
+
+    run_dir: str = (
+        MISSING  # a search run directory (holds arch_history.jsonl) or a sweep directory above runs
+    )
+    out: str | None = (
+        None  # a single run only: where to write the image (default <run>/arch_evolution.<format>)
+    )
+    dpi: int = 120
+    format: PlotFormat = PlotFormat.png
+
+
+ConfigStore.instance().store(name="plot_schema", node=PlotConfig)

@@ -29,7 +29,7 @@ from dilnas.losses import build_loss
 from dilnas.metrics import ConfusionMatrix
 from dilnas.sampling import ResumableDistributedSampler, SeededAugmentation
 from dilnas.schedule import parameter_groups, warmup_poly_scheduler
-from dilnas.tblog import RunLogger
+from dilnas.tblog import METRICS, RunLogger
 
 log = logging.getLogger("dilnas")
 
@@ -126,7 +126,9 @@ class Trainer:
             if trainer.sync_bn:
                 self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             self.model = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=self.find_unused_parameters(),
             )
         self.train_set = SeededAugmentation(train_set, seed)
         self.sampler = ResumableDistributedSampler(len(train_set), seed, self.info.rank, self.info.world_size)
@@ -142,14 +144,34 @@ class Trainer:
 
         self.criterion = build_loss(loss.name.value, loss.bootstrap_threshold, loss.bootstrap_fraction)
         self.optimizer = torch.optim.SGD(
-            parameter_groups(self.model, optim.weight_decay), lr=optim.lr, momentum=optim.momentum
+            parameter_groups(self.bare_model, optim.weight_decay, exclude=self.excluded_parameters()),
+            lr=optim.lr,
+            momentum=optim.momentum,
         )
         self.scheduler = warmup_poly_scheduler(
             self.optimizer, self.total_steps, optim.warmup_steps, optim.warmup_factor, optim.poly_power
         )
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
         self.state = TrainState()
-        self.logger = RunLogger(self.run_dir, enabled=self.info.is_main)
+        self.logger = RunLogger(self.run_dir, enabled=self.info.is_main, jsonl=self.jsonl_files())
+
+    # ---- hooks for subclasses (the search loop) ----------------------------------------------------
+    def find_unused_parameters(self) -> bool:
+        return False
+
+    def jsonl_files(self) -> tuple[str, ...]:
+        """JSON-lines logs in the run directory (rewound together on resume)."""
+        return (METRICS,)
+
+    def excluded_parameters(self) -> list[nn.Parameter]:
+        """Parameters the weight optimizer must not touch."""
+        return []
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what a subclass added to ``checkpoint_state``."""
+
+    def after_step(self, epoch: int, epoch_finished: bool) -> None:
+        """Called after every training step, before evaluation and checkpointing."""
 
     @property
     def bare_model(self) -> nn.Module:
@@ -187,6 +209,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.state = TrainState(step=int(state["step"]), best_miou=float(state["best_miou"]))
+        self.load_extra_state(state)
         self.logger.rewind(self.state.step)
         log.info("resumed from %s at step %d/%d", path, self.state.step, self.total_steps)
         return True
@@ -222,12 +245,17 @@ class Trainer:
         self.state.step += 1
         return loss.item()
 
-    def run_evaluation(self) -> dict[str, Any]:
+    def measure(self) -> tuple[dict[str, Any], dict[str, float]]:
+        """Evaluate: (summary with at least ``miou`` and ``iou``, scalars to log)."""
         matrix = evaluate(self.model, self.eval_loader, len(self.class_names), self.device, self.amp)
         summary = matrix.summary(self.class_names)
-        epoch = self.state.step / self.steps_per_epoch
         scalars = {"val/miou": summary["miou"], "val/pixel_accuracy": summary["pixel_accuracy"]}
         scalars |= {f"val/iou/{name}": value for name, value in summary["iou"].items() if value is not None}
+        return summary, scalars
+
+    def run_evaluation(self) -> dict[str, Any]:
+        summary, scalars = self.measure()
+        epoch = self.state.step / self.steps_per_epoch
         self.logger.log(self.state.step, scalars, kind="eval", epoch=epoch)
         is_best = summary["miou"] > self.state.best_miou
         if is_best:
@@ -258,6 +286,7 @@ class Trainer:
                     if step % self.config.log_every_steps == 0 or step == self.total_steps:
                         self._log_progress(loss, epoch, started, start_step)
                     finished = step >= self.total_steps
+                    self.after_step(epoch, finished or step % self.steps_per_epoch == 0)
                     if (eval_every and step % eval_every == 0) or finished:
                         summary = self.run_evaluation()
                     elif (

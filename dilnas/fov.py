@@ -69,3 +69,25 @@ def first_gap(layers: Sequence[tuple[int, int, int]]) -> int | None:
             return index
         field = field.through(kernel_size, stride, dilation)
     return None
+
+
+def padding_fraction(rate: int, height: int, width: int) -> float:
+    """Share of the 8 off-centre taps of a 3x3 convolution with dilation ``rate`` that read zero padding.
+
+    Averaged over every output position of a ``height`` x ``width`` map. A rate can leave no gap and still
+    be useless at a small crop: when most taps land outside the map the branch sees mostly zeros during the
+    search, so the search cannot judge it. Per axis, an offset of ``±rate`` stays inside for
+    ``max(0, n - rate)`` of the ``n`` positions; a tap is inside when both its offsets are.
+    """
+    if rate < 1 or height < 1 or width < 1:
+        raise ValueError(f"padding_fraction needs rate, height and width >= 1, got {rate}, {height}, {width}")
+
+    def inside(offset: int, size: int) -> float:
+        return 1.0 if offset == 0 else max(0, size - rate) / size
+
+    outside = 0.0
+    for dy in (-rate, 0, rate):
+        for dx in (-rate, 0, rate):
+            if dy or dx:
+                outside += 1.0 - inside(dy, height) * inside(dx, width)
+    return outside / 8

@@ -7,6 +7,7 @@ weights on CamVid; any other mismatch is an error that lists the keys.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 import torch
@@ -17,6 +18,7 @@ from dilnas.official import CheckpointLayoutError, from_official_state_dict
 from dilnas.regseg import RegSeg
 
 CLASSIFIER_PREFIX = "decoder.classifier."  # the same name in both layouts
+_MIXED_KERNEL = re.compile(r"^(body\.blocks\.(\d+)\.conv2\.convs\.(\d+)\.)weights\.(\d+)$")
 
 
 def initialize_from(model: RegSeg, path: str | os.PathLike) -> list[str]:
@@ -26,6 +28,8 @@ def initialize_from(model: RegSeg, path: str | os.PathLike) -> list[str]:
     state = {key.removeprefix("module."): value for key, value in state.items()}
     if not all(isinstance(value, torch.Tensor) for value in state.values()):
         raise UserError(f"{path}: expected a state dict of tensors (or a checkpoint with a 'model' entry)")
+    if any(key.startswith("alphas.") for key in state):
+        state = _from_search_state(model, state, str(path))
     reference = model.state_dict()
     reinitialised = [
         key
@@ -47,3 +51,32 @@ def initialize_from(model: RegSeg, path: str | os.PathLike) -> list[str]:
         raise CheckpointLayoutError(str(path), missing, unexpected, mismatched)
     model.load_state_dict(state)
     return reinitialised
+
+
+def _from_search_state(model: RegSeg, state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """A supernet's weights for the derived network: each searchable branch takes its shared kernel, or
+    (one kernel per candidate) the kernel of the rate the architecture chose."""
+    chosen = {}
+    for key, branch in ((model.spec.search or {}).get("branches") or {}).items():
+        chosen[key] = branch["rates"].index(branch["choice"])
+    converted = {}
+    for key, tensor in state.items():
+        if key.startswith("alphas."):
+            continue
+        match = _MIXED_KERNEL.match(key)
+        if match is None:
+            converted[key] = tensor
+            continue
+        prefix, block, branch, index = match.group(1), match.group(2), match.group(3), int(match.group(4))
+        per_candidate = f"{prefix}weights.1" in state
+        if per_candidate:
+            wanted = chosen.get(f"block{block}.b{branch}")
+            if wanted is None:
+                raise UserError(
+                    f"{source}: a supernet with one kernel per candidate; the architecture needs a 'search' "
+                    f"section naming the chosen rate of block{block}.b{branch} (use the arch.json the search wrote)"
+                )
+            if index != wanted:
+                continue
+        converted[prefix + "weight"] = tensor
+    return converted

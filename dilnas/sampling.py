@@ -62,3 +62,60 @@ class SeededAugmentation(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_mix(self.seed, self.epoch, index))
             return self.dataset[index]
+
+
+class BatchStream:
+    """Endless batches from a data set, in the same order as epochs of ``ResumableDistributedSampler``;
+    ``seek(n)`` restarts it after ``n`` batches (how a resumed search finds its held-out position)."""
+
+    def __init__(
+        self,
+        dataset: SeededAugmentation,
+        sampler: ResumableDistributedSampler,
+        batch_size: int,
+        num_workers: int = 0,
+    ):
+        self.dataset, self.sampler, self.batch_size, self.num_workers = (
+            dataset,
+            sampler,
+            batch_size,
+            num_workers,
+        )
+        self.per_epoch = sampler.per_rank // batch_size
+        if self.per_epoch < 1:
+            raise ValueError(
+                f"batch size {batch_size} exceeds the {sampler.per_rank} samples of a stream epoch"
+            )
+        self.position = 0
+        self._iterator: Iterator | None = None
+        self._left = 0
+
+    def seek(self, position: int) -> None:
+        self.position, self._iterator = position, None
+
+    def next(self) -> Any:
+        if self._iterator is None:
+            epoch, start = divmod(self.position, self.per_epoch)
+            self.sampler.set_epoch(epoch, start, self.batch_size)
+            self.dataset.epoch = epoch
+            loader = torch.utils.data.DataLoader(
+                self.dataset,
+                self.batch_size,
+                sampler=self.sampler,
+                num_workers=self.num_workers,
+                drop_last=True,
+            )
+            self._iterator, self._left = iter(loader), self.per_epoch - start
+        batch = next(self._iterator)
+        self.position += 1
+        self._left -= 1
+        if self._left == 0:
+            self._iterator = None
+        return batch
+
+
+def split_indices(size: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A fixed random split of ``range(size)``: (the rest, the ``fraction`` part), both sorted."""
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(_mix(seed, 0x5EED))).tolist()
+    cut = size - round(size * fraction)
+    return sorted(order[:cut]), sorted(order[cut:])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 
@@ -23,12 +25,16 @@ def warmup_poly_scheduler(
     )
 
 
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay everywhere except on BatchNorm parameters (RegSeg)."""
+def parameter_groups(
+    model: torch.nn.Module, weight_decay: float, exclude: Sequence[torch.nn.Parameter] = ()
+) -> list[dict]:
+    """Weight decay everywhere except on BatchNorm parameters (RegSeg); ``exclude`` is left out entirely
+    (the search's architecture logits, which have their own optimizer)."""
+    excluded = {id(param) for param in exclude}
     decay, no_decay = [], []
     for module in model.modules():
         for param in module.parameters(recurse=False):
-            if not param.requires_grad:
+            if not param.requires_grad or id(param) in excluded:
                 continue
             is_norm = isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
             (no_decay if is_norm else decay).append(param)

@@ -6,26 +6,32 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from dilnas.fileio import atomic_write_text
 
+METRICS = "metrics.jsonl"
+
 
 class RunLogger:
-    """TensorBoard scalars under ``<run_dir>/tb`` and one JSON object per record in ``<run_dir>/<jsonl>``."""
+    """TensorBoard under ``<run_dir>/tb`` and JSON-lines files in ``<run_dir>`` (one object per record)."""
 
-    def __init__(self, run_dir: str | os.PathLike, enabled: bool = True, jsonl: str = "metrics.jsonl"):
+    def __init__(self, run_dir: str | os.PathLike, enabled: bool = True, jsonl: Sequence[str] = (METRICS,)):
         self.enabled = enabled
         self.run_dir = Path(run_dir)
         self._writer = None
-        self._jsonl = None
+        self._files: dict[str, IO[str]] = {}
         if enabled:
             from torch.utils.tensorboard import SummaryWriter  # imported lazily: slow, and rank 0 only
 
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
-            self._jsonl = open(self.run_dir / jsonl, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+            self._files = {name: self._open(name) for name in jsonl}
+
+    def _open(self, name: str) -> IO[str]:
+        return open(self.run_dir / name, "a", encoding="utf-8")  # closed in close() and rewind()
 
     def log(self, step: int, scalars: dict[str, float], **extra: Any) -> None:
         """Write ``scalars`` (tag -> value) at ``step``; ``extra`` fields go to the JSON line only."""
@@ -33,33 +39,33 @@ class RunLogger:
             return
         for tag, value in scalars.items():
             self._writer.add_scalar(tag, value, step)
-        record = {"step": step, "time": time.time(), **extra, **scalars}
-        self._jsonl.write(json.dumps(record, sort_keys=True) + "\n")
-        self._jsonl.flush()
+        self.record(METRICS, {"step": step, "time": time.time(), **extra, **scalars})
+
+    def record(self, name: str, record: dict[str, Any]) -> None:
+        """One JSON line (with a ``step`` field) into ``<run_dir>/<name>``, without TensorBoard."""
+        if self.enabled:
+            handle = self._files[name]
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+            handle.flush()
+
+    def add_image(self, tag: str, image: Any, step: int) -> None:
+        """An (H, W, 3) uint8 image."""
+        if self.enabled:
+            self._writer.add_image(tag, image, step, dataformats="HWC")
 
     def rewind(self, max_step: int) -> None:
         """Forget JSON records after ``max_step``: a resumed run logs again the steps that its killed
         predecessor logged after its last checkpoint, and they must not appear twice."""
-        if not self.enabled:
-            return
-        self._jsonl.close()
-        truncate_jsonl(self._jsonl.name, max_step)
-        self._jsonl = open(self._jsonl.name, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
-
-    def add_image(self, tag: str, image, step: int) -> None:
-        if self.enabled:
-            self._writer.add_image(tag, image, step, dataformats="HWC")
-
-    def flush(self) -> None:
-        if self.enabled:
-            self._writer.flush()
-            self._jsonl.flush()
-            os.fsync(self._jsonl.fileno())
+        for name, handle in list(self._files.items()):
+            handle.close()
+            truncate_jsonl(self.run_dir / name, max_step)
+            self._files[name] = self._open(name)
 
     def close(self) -> None:
         if self.enabled:
             self._writer.close()
-            self._jsonl.close()
+            for handle in self._files.values():
+                handle.close()
             self.enabled = False
 
 
@@ -73,5 +79,4 @@ def truncate_jsonl(path: str | os.PathLike, max_step: int) -> None:
         for line in path.read_text().splitlines()
         if line.strip() and json.loads(line)["step"] <= max_step
     ]
-
     atomic_write_text(path, "".join(line + "\n" for line in kept))

@@ -1,5 +1,8 @@
-"""Run by tests/test_retrain.py under torchrun: a few DDP steps on CPU (gloo), then each rank saves its
-weights and the all-reduced evaluation so the test can compare ranks."""
+"""Run by the DDP tests under torchrun on CPU (gloo): a few steps of retraining or of the search, then each
+rank saves its weights (and logits) and the all-reduced evaluation so the test can compare ranks.
+
+    torchrun --nproc_per_node=2 tests/ddp_worker.py OUT_DIR retrain|search
+"""
 
 from __future__ import annotations
 
@@ -7,38 +10,52 @@ import sys
 from pathlib import Path
 
 import torch
+from torch.utils.data import Subset
 
 from dilnas.arch import load_arch
-from dilnas.config import DataConfig, LossConfig, OptimConfig, TrainerConfig
+from dilnas.config import DataConfig, LossConfig, OptimConfig, SearchConfig, TrainerConfig
 from dilnas.data.factory import build_dataset
 from dilnas.dist import init_distributed, shutdown_distributed
 from dilnas.engine import Trainer
 from dilnas.regseg import RegSeg
+from dilnas.sampling import split_indices
+from dilnas.search_loop import SearchTrainer
+from dilnas.space import load_space
+from dilnas.supernet import SuperNet
 
 REPO = Path(__file__).resolve().parent.parent
+DATA = DataConfig(
+    image_size=64, context_distance=8, train_samples=32, val_samples=9, num_workers=0
+)  # 9: shards 5+4
+NAMES = ("background", "red", "green")
 
 
-def main(out: Path) -> None:
+def retrain(out: Path, info) -> Trainer:
+    model = RegSeg(load_arch(REPO / "experiments" / "synthetic" / "tiny_rate1.json"))
+    return Trainer(
+        model, build_dataset(DATA, "train", True), build_dataset(DATA, "val", False), NAMES, out,
+        TrainerConfig(max_steps=6, batch_size=4, eval_every_epochs=1000), OptimConfig(warmup_steps=2),
+        LossConfig(), torch.device("cpu"), seed=0, info=info,
+    )  # fmt: skip
+
+
+def search(out: Path, info) -> SearchTrainer:
+    config = SearchConfig(warmup_epochs=0, arch_lr=0.05, relaxation="gumbel")
+    train, plain = build_dataset(DATA, "train", True), build_dataset(DATA, "train", False)
+    kept, heldout = split_indices(len(train), 0.5, seed=0)
+    return SearchTrainer(
+        SuperNet(load_space("synthetic_tiny"), "gumbel"), Subset(train, kept), Subset(train, heldout),
+        Subset(plain, heldout), list(NAMES), out, config,
+        TrainerConfig(max_steps=4, batch_size=4, eval_every_epochs=1000), OptimConfig(warmup_steps=2),
+        LossConfig(), torch.device("cpu"), seed=0, info=info,
+    )  # fmt: skip
+
+
+def main(out: Path, mode: str) -> None:
     torch.set_num_threads(1)
     info = init_distributed("cpu")
     torch.manual_seed(0)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
-    data = DataConfig(
-        image_size=64, context_distance=8, train_samples=32, val_samples=9, num_workers=0
-    )  # 9: shards of 5 and 4
-    model = RegSeg(load_arch(REPO / "experiments" / "synthetic" / "tiny_rate1.json"))
-    trainer = Trainer(
-        model,
-        build_dataset(data, "train", True),
-        build_dataset(data, "val", False),
-        ("background", "red", "green"),
-        out,
-        TrainerConfig(max_steps=6, batch_size=4, eval_every_epochs=1000),
-        OptimConfig(warmup_steps=2),
-        LossConfig(),
-        torch.device("cpu"),
-        seed=0,
-        info=info,
-    )
+    trainer = {"retrain": retrain, "search": search}[mode](out, info)
     summary = trainer.fit()
     torch.save(
         {"model": trainer.bare_model.state_dict(), "miou": summary["miou"]}, out / f"rank{info.rank}.pt"
@@ -47,4 +64,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2])

@@ -161,6 +161,7 @@ def test_ddp_two_gloo_processes(tmp_path):
         "--master_port=29517",
         str(DDP_WORKER),
         str(tmp_path),
+        "retrain",
     ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,0 +1,65 @@
+"""``dilnas-export run_dir=RUN [rule=argmax|expected|topk] [topk=K] [checkpoint=PATH] [out=PATH]``:
+derive ``arch.json`` again from any checkpoint of a search run, with any rule."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from dilnas.arch import save_arch
+from dilnas.checkpoint import load_checkpoint
+from dilnas.cli import hydra_command, typed_config
+from dilnas.config import ExportConfig
+from dilnas.derive import derive_arch
+from dilnas.errors import UserError
+from dilnas.search import SPACE_COPY
+from dilnas.space import load_space
+
+
+def export_arch(config: ExportConfig) -> Path:
+    run_dir = Path(config.run_dir)
+    if not (run_dir / SPACE_COPY).is_file():
+        raise UserError(f"{run_dir}: not a dilnas-search run directory (no {SPACE_COPY})")
+    space = load_space(run_dir / SPACE_COPY)
+    run_config = OmegaConf.load(run_dir / "config.yaml")
+    checkpoint = Path(config.checkpoint or run_dir / "checkpoints" / "last.pt")
+    state = load_checkpoint(checkpoint)
+    logits = [state["model"].get(f"alphas.{index}") for index in range(len(space.branches))]
+    if any(alpha is None for alpha in logits):
+        raise UserError(
+            f"{checkpoint}: no architecture logits for the {len(space.branches)} branches of {space.name}"
+        )
+    if [alpha.numel() for alpha in logits] != [len(branch.candidates) for branch in space.branches]:
+        raise UserError(f"{checkpoint}: its logits do not match the candidates of {run_dir / SPACE_COPY}")
+    probs = [torch.softmax(alpha.float(), dim=0).tolist() for alpha in logits]
+    rule = config.rule.value if config.rule is not None else str(run_config.search.rule)
+    topk = config.topk if config.topk is not None else int(run_config.search.topk)
+    num_classes = state["model"]["decoder.classifier.bias"].numel()
+    if num_classes != space.base.num_classes:
+        space = dataclasses.replace(space, base=space.base.with_num_classes(num_classes))
+    arch = derive_arch(
+        space,
+        probs,
+        rule,
+        topk,
+        provenance={"seed": int(run_config.seed), "checkpoint": str(checkpoint), "step": int(state["step"])},
+    )
+    out = Path(config.out or run_dir / "arch.json")
+    save_arch(arch, out)
+    print(
+        f"{out}: dilations {[list(b.dilations) for b in arch.blocks]}, field of view {arch.field_of_view} px"
+    )
+    return out
+
+
+def run(cfg: DictConfig) -> None:
+    export_arch(typed_config(cfg, ExportConfig))
+
+
+main = hydra_command("dilnas-export", "export", run)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""The bilevel search loop: the retraining loop (checkpoints, resume, DDP, logging) plus an architecture
+step on a held-out split after every weight step, the dilation history, and a gap probe.
+
+Per step: (after ``warmup_epochs``) the logits take one Adam step on a held-out batch, then the weights take
+one SGD step on a training batch. Per epoch: the probabilities, current choice, expected rate and entropy of
+every branch go to ``arch_history.jsonl`` and TensorBoard. Every evaluation measures held-out mIoU of the
+supernet and of the derived network with the same weights (the discretisation gap).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from dilnas.architect import Architect
+from dilnas.config import LossConfig, OptimConfig, Relaxation, SearchConfig, TrainerConfig
+from dilnas.derive import derive_rates
+from dilnas.dist import DistInfo
+from dilnas.engine import Trainer, TrainingDiverged, evaluate
+from dilnas.sampling import BatchStream, ResumableDistributedSampler, SeededAugmentation, _mix
+from dilnas.supernet import SuperNet
+from dilnas.tblog import METRICS
+
+log = logging.getLogger("dilnas")
+ARCH_HISTORY = "arch_history.jsonl"
+
+
+class SearchTrainer(Trainer):
+    def __init__(
+        self,
+        supernet: SuperNet,
+        train_set: Dataset,
+        heldout_train: Dataset,
+        heldout_eval: Dataset,
+        class_names: list[str],
+        run_dir: str | Path,
+        search: SearchConfig,
+        trainer: TrainerConfig,
+        optim: OptimConfig,
+        loss: LossConfig,
+        device: torch.device,
+        seed: int,
+        num_workers: int = 0,
+        info: DistInfo | None = None,
+    ):
+        self.supernet, self.search = supernet, search
+        super().__init__(
+            supernet, train_set, heldout_eval, class_names, run_dir, trainer, optim, loss, device, seed,
+            num_workers, info,
+        )  # fmt: skip
+        self.architect = Architect(self.model, supernet, self.criterion, search)
+        self.warmup_steps = search.warmup_epochs * self.steps_per_epoch
+        heldout_sampler = ResumableDistributedSampler(
+            len(heldout_train), _mix(seed, 1), self.info.rank, self.info.world_size
+        )
+        self.heldout = BatchStream(
+            SeededAugmentation(heldout_train, _mix(seed, 1)), heldout_sampler, trainer.batch_size, num_workers
+        )
+        self.arch_steps = 0
+        self.arch_loss = math.nan
+
+    # ---- hooks -----------------------------------------------------------------------------------
+    def find_unused_parameters(self) -> bool:
+        # A gumbel step computes one candidate: with a kernel per candidate, the others get no gradient.
+        return self.search.relaxation is Relaxation.gumbel and not self.search.shared_kernel
+
+    def jsonl_files(self) -> tuple[str, ...]:
+        return (METRICS, ARCH_HISTORY)
+
+    def excluded_parameters(self) -> list[nn.Parameter]:
+        return self.supernet.arch_parameters()
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            **super().checkpoint_state(),
+            "arch_optimizer": self.architect.optimizer.state_dict(),
+            "arch_steps": self.arch_steps,
+        }
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.architect.optimizer.load_state_dict(state["arch_optimizer"])
+        self.arch_steps = int(state["arch_steps"])
+        self.heldout.seek(self.arch_steps)
+
+    # ---- the bilevel step ------------------------------------------------------------------------
+    def temperature_at(self, step: int) -> float:
+        start, end = self.search.temperature_start, self.search.temperature_end
+        span = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, max(0.0, (step - self.warmup_steps) / span))
+        return start * (end / start) ** progress
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        step = self.state.step
+        self.supernet.temperature = self.temperature_at(step)
+        if step >= self.warmup_steps:
+            heldout_images, heldout_labels = self.heldout.next()
+            self.supernet.sample_seed = _mix(self.seed, step, 1)  # the same gumbel sample on every rank
+            batch = (images.to(self.device), labels.to(self.device))
+            heldout = (heldout_images.to(self.device), heldout_labels.to(self.device))
+            self.arch_loss = self.architect.step(batch, heldout, self.optimizer.param_groups[0]["lr"])
+            self.arch_steps += 1
+            if not math.isfinite(self.arch_loss):
+                raise TrainingDiverged(
+                    f"non-finite architecture loss at step {step + 1}: stopped; the last good checkpoint is "
+                    f"{self.checkpoint_dir / 'last.pt'} (try a lower search.arch_lr)"
+                )
+        self.supernet.sample_seed = _mix(self.seed, step, 0)
+        return super().train_step(images, labels)
+
+    # ---- watching the dilations ------------------------------------------------------------------
+    def branch_report(self) -> tuple[list[int], dict[str, dict[str, Any]], int]:
+        """(current choices, per-branch record, field of view of the current choice)."""
+        space = self.supernet.space
+        probs = [p.cpu() for p in self.supernet.probabilities()]
+        rates = derive_rates(space, [p.tolist() for p in probs], self.search.rule.value, self.search.topk)
+        branches = {}
+        for branch, p, rate in zip(space.branches, probs, rates, strict=True):
+            candidates = torch.tensor(branch.candidates, dtype=torch.float64)
+            branches[branch.key] = {
+                "rates": list(branch.candidates),
+                "probs": [round(float(x), 6) for x in p],
+                "choice": rate,
+                "expected": float((p.double() * candidates).sum()),
+                "entropy": float(-(p * p.clamp_min(1e-12).log()).sum()),
+            }
+        return rates, branches, space.arch_with(rates).field_of_view
+
+    def after_step(self, epoch: int, epoch_finished: bool) -> None:
+        step = self.state.step
+        if step % self.config.log_every_steps == 0:
+            scalars = {
+                "lr/arch": self.architect.optimizer.param_groups[0]["lr"],
+                "arch/temperature": self.supernet.temperature,
+            }
+            if step > self.warmup_steps:
+                scalars["train/arch_loss"] = self.arch_loss
+            self.logger.log(step, scalars, kind="arch")
+        if not epoch_finished or not self.info.is_main:
+            return
+        _, branches, field_of_view = self.branch_report()
+        record = {
+            "epoch": math.ceil(step / self.steps_per_epoch),
+            "step": step,
+            "temperature": self.supernet.temperature,
+            "field_of_view": field_of_view,
+            "branches": branches,
+        }
+        self.logger.record(ARCH_HISTORY, record)
+        scalars = {"arch/fov": float(field_of_view)}
+        for key, branch in branches.items():
+            for rate, p in zip(branch["rates"], branch["probs"], strict=True):
+                scalars[f"arch/prob/{key}/d{rate}"] = p
+            scalars[f"arch/rate/{key}"] = float(branch["choice"])
+            scalars[f"arch/expected/{key}"] = branch["expected"]
+            scalars[f"arch/entropy/{key}"] = branch["entropy"]
+        self.logger.log(step, scalars, kind="arch_epoch", epoch=record["epoch"])
+        self.logger.add_image("arch/probabilities", probability_image(branches), step)
+
+    # ---- gap probe -------------------------------------------------------------------------------
+    def measure(self) -> tuple[dict[str, Any], dict[str, float]]:
+        supernet_summary, scalars = super().measure()
+        rates, _, _ = self.branch_report()
+        derived = self.supernet.derive_network(self.supernet.space.arch_with(rates), rates)
+        matrix = evaluate(derived, self.eval_loader, len(self.class_names), self.device, self.amp)
+        summary = matrix.summary(self.class_names)
+        summary["miou_supernet"] = supernet_summary["miou"]
+        summary["rates"] = rates
+        scalars = {f"{k}_supernet" if k.startswith("val/") else k: v for k, v in scalars.items()}
+        scalars |= {"val/miou": summary["miou"], "val/gap": supernet_summary["miou"] - summary["miou"]}
+        return summary, scalars
+
+
+def probability_image(branches: dict[str, dict[str, Any]], cell: int = 12) -> np.ndarray:
+    """An (H, W, 3) uint8 heat map: one row per branch, one column per candidate rate (1..max)."""
+    max_rate = max(max(b["rates"]) for b in branches.values())
+    matrix = np.zeros((len(branches), max_rate), dtype=np.float32)
+    for row, branch in enumerate(branches.values()):
+        for rate, p in zip(branch["rates"], branch["probs"], strict=True):
+            matrix[row, rate - 1] = p
+    heat = np.kron(matrix, np.ones((cell, cell), dtype=np.float32))
+    image = np.stack([heat, heat * 0.6, 1.0 - heat], axis=-1)  # blue (0) to orange (1)
+    return (image * 255).astype(np.uint8)

@@ -1,0 +1,173 @@
+"""dilnas-search, dilnas-export and dilnas-plot end to end: run directory, dilation history, resume after
+SIGKILL, second order, DDP, and the derived architecture used by dilnas-info and dilnas-retrain."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dilnas.arch import load_arch
+from dilnas.checkpoint import load_checkpoint
+from tests.test_retrain import ENV, REPO, records, wait_for_step
+
+SEARCH_RUN = [
+    "data.image_size=64",
+    "data.context_distance=8",
+    "data.train_samples=64",  # 32 for the weights, 32 held out: 4 steps of 8 per epoch
+    "data.val_samples=8",
+    "trainer.batch_size=8",
+    "trainer.log_every_steps=1",
+    "search.warmup_epochs=1",
+    "search.arch_lr=0.05",
+    "optim.warmup_steps=4",
+    "device=cpu",
+]
+
+
+def command(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def search(run_dir: Path, *overrides: str, background: bool = False):
+    args = command("dilnas.search", *SEARCH_RUN, f"hydra.run.dir={run_dir}", *overrides)
+    if background:
+        return subprocess.Popen(
+            args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+        )
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV)
+
+
+def without_provenance(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    data.pop("provenance")
+    return data
+
+
+@pytest.mark.slow
+def test_search_run_directory_history_export_plot_and_retrain(tmp_path):
+    run_dir = tmp_path / "search"
+    result = search(run_dir, "trainer.epochs=4", "trainer.eval_every_epochs=2")
+    assert result.returncode == 0, result.stderr
+    assert "derived dilations" in result.stdout
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"arch.json", "arch_history.jsonl", "metrics.jsonl", "tb", "checkpoints", "space.yaml"} <= names
+
+    history = [json.loads(line) for line in (run_dir / "arch_history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    first, last = history[0]["branches"], history[-1]["branches"]
+    assert list(first) == ["block4.b1", "block5.b1", "block6.b1", "block7.b1"]
+    assert all(len(set(b["probs"])) == 1 for b in first.values())  # warm-up epoch: logits untouched
+    assert any(len(set(b["probs"])) > 1 for b in last.values())  # then they move
+    evals = records(run_dir, "eval")
+    assert [r["step"] for r in evals] == [8, 16]
+    assert all({"val/miou", "val/miou_supernet", "val/gap"} <= set(r) for r in evals)
+    tags = {key for r in records(run_dir, "arch_epoch") for key in r}
+    assert {"arch/prob/block5.b1/d6", "arch/rate/block7.b1", "arch/expected/block4.b1", "arch/fov"} <= tags
+
+    arch = load_arch(run_dir / "arch.json")
+    assert arch.search["space"] == "synthetic_tiny" and arch.provenance["seed"] == 0
+    rates = [arch.search["branches"][key]["choice"] for key in last]
+    assert rates == [b["choice"] for b in last.values()]
+
+    export = subprocess.run(
+        command("dilnas.export", f"run_dir={run_dir}", "rule=expected", f"out={tmp_path / 'expected.json'}"),
+        cwd=REPO, capture_output=True, text=True, env=ENV,
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr
+    assert load_arch(tmp_path / "expected.json").search["rule"] == "expected"
+
+    info = subprocess.run(command("dilnas.info", f"arch={run_dir / 'arch.json'}", "format=json"), cwd=REPO,
+                          capture_output=True, text=True, env=ENV)  # fmt: skip
+    assert info.returncode == 0 and json.loads(info.stdout)["field_of_view"] == arch.field_of_view
+
+    plot = subprocess.run(command("dilnas.plot", f"run_dir={run_dir}"), cwd=REPO, capture_output=True, text=True,
+                          env=ENV)  # fmt: skip
+    assert plot.returncode == 0, plot.stderr
+    assert (run_dir / "arch_evolution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    retrain = subprocess.run(
+        command("dilnas.retrain", f"arch={run_dir / 'arch.json'}", f"init={run_dir / 'checkpoints' / 'last.pt'}",
+                "data.image_size=64", "data.context_distance=8", "data.train_samples=16", "data.val_samples=4",
+                "trainer.batch_size=8", "trainer.max_steps=2", "device=cpu", f"hydra.run.dir={tmp_path / 'retrain'}"),
+        cwd=REPO, capture_output=True, text=True, env=ENV,
+    )  # fmt: skip
+    assert retrain.returncode == 0, retrain.stderr
+    assert "initialised from" in retrain.stdout
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_ends_with_the_same_logits_and_arch(tmp_path):
+    budget = ["trainer.epochs=6", "trainer.eval_every_epochs=3", "trainer.checkpoint_every_steps=3"]
+    reference = search(tmp_path / "reference", *budget)
+    assert reference.returncode == 0, reference.stderr
+
+    run_dir = tmp_path / "killed"
+    process = search(run_dir, *budget, background=True)
+    wait_for_step(process, run_dir, 14)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    resumed = search(run_dir, *budget, "resume=true")
+    assert resumed.returncode == 0, resumed.stderr
+
+    expected = load_checkpoint(tmp_path / "reference" / "checkpoints" / "last.pt")["model"]
+    actual = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
+    assert without_provenance(run_dir / "arch.json") == without_provenance(
+        tmp_path / "reference" / "arch.json"
+    )
+    history = [
+        json.loads(line)["epoch"] for line in (run_dir / "arch_history.jsonl").read_text().splitlines()
+    ]
+    assert history == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "variant", [["search.order=second"], ["search.relaxation=gumbel", "search.shared_kernel=false"]]
+)
+def test_second_order_and_gumbel_searches_move_the_logits(tmp_path, variant):
+    run_dir = tmp_path / "run"
+    result = search(run_dir, "trainer.epochs=2", *variant)
+    assert result.returncode == 0, result.stderr
+    alphas = [
+        v
+        for k, v in load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"].items()
+        if k.startswith("alphas.")
+    ]
+    assert len(alphas) == 4 and any(alpha.abs().sum() > 0 for alpha in alphas)
+
+
+@pytest.mark.slow
+def test_ddp_search_keeps_the_logits_identical_on_every_rank(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519",
+         str(REPO / "tests" / "ddp_worker.py"), str(tmp_path), "search"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
+    alphas = [key for key in rank0["model"] if key.startswith("alphas.")]
+    assert alphas and any(rank0["model"][key].abs().sum() > 0 for key in alphas)
+    for key in rank0["model"]:
+        assert torch.equal(rank0["model"][key], rank1["model"][key]), key
+    assert rank0["miou"] == rank1["miou"]
+
+
+def test_search_user_errors(tmp_path):
+    result = search(tmp_path / "run", "search.space=nowhere")
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip().splitlines() == [result.stderr.strip()]
+        and "unknown search space 'nowhere'; available: regseg_exp48, synthetic_tiny" in result.stderr
+    )
+    export = subprocess.run(
+        command("dilnas.export", f"run_dir={tmp_path}"), cwd=REPO, capture_output=True, text=True
+    )
+    assert export.returncode == 2 and "not a dilnas-search run directory" in export.stderr

@@ -1,0 +1,107 @@
+"""The supernet: one-hot logits give exactly the derived network; gumbel computes one candidate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dilnas.derive import choose_rate, derive_arch, derive_rates
+from dilnas.space import load_space
+from dilnas.supernet import SuperNet
+from tests.test_deploy import randomise_batchnorm
+
+
+@pytest.fixture(scope="module")
+def space():
+    return load_space("synthetic_tiny")
+
+
+def one_hot(supernet: SuperNet, rates: list[int]) -> None:
+    with torch.no_grad():
+        for alpha, branch, rate in zip(supernet.alphas, supernet.space.branches, rates, strict=True):
+            alpha.fill_(-1e4)
+            alpha[branch.candidates.index(rate)] = 0.0
+
+
+@pytest.mark.parametrize("shared_kernel", [True, False])
+@pytest.mark.parametrize("relaxation", ["softmax", "gumbel"])
+def test_one_hot_supernet_equals_the_derived_network(space, shared_kernel, relaxation):
+    torch.manual_seed(0)
+    supernet = SuperNet(space, relaxation, shared_kernel)
+    randomise_batchnorm(supernet)
+    rates = [2, 5, 7, 3]
+    one_hot(supernet, rates)
+    derived = supernet.derive_network(space.arch_with(rates), rates)
+    x = torch.randn(2, 3, 96, 96)
+    supernet.eval(), derived.eval()
+    with torch.no_grad():
+        difference = (supernet(x) - derived(x)).abs().max().item()
+    assert difference <= 1e-5
+
+
+def test_gumbel_computes_only_the_sampled_candidate_and_trains_the_logits(space):
+    torch.manual_seed(0)
+    supernet = SuperNet(space, "gumbel", shared_kernel=False)
+    supernet.train()
+    supernet.sample_seed = 3
+    supernet(torch.randn(2, 3, 64, 64)).mean().backward()
+    for mixed, alpha in zip(supernet.mixed, supernet.alphas, strict=True):
+        assert mixed.active is not None
+        used = [w.grad is not None for w in mixed.weights]
+        assert used == [index == mixed.active for index in range(len(mixed.candidates))]
+        assert alpha.grad is not None and alpha.grad.abs().sum() > 0
+
+
+def test_gumbel_sample_is_a_function_of_the_seed(space):
+    supernet = SuperNet(space, "gumbel")
+    supernet.train()
+    samples = []
+    for seed in (5, 5, 6, 7, 8):
+        supernet.sample_seed = seed
+        supernet._set_mix()
+        samples.append([m.active for m in supernet.mixed])
+    assert samples[0] == samples[1]
+    assert any(sample != samples[0] for sample in samples[2:])
+
+
+def test_weights_and_logits_are_kept_apart(space):
+    supernet = SuperNet(space)
+    arch = {id(p) for p in supernet.arch_parameters()}
+    weights = {id(p) for p in supernet.weight_parameters()}
+    assert len(arch) == 4 and not arch & weights
+    assert arch | weights == {id(p) for p in supernet.parameters()}
+
+
+def test_derive_rules():
+    rates, probs = [1, 2, 3, 4], [0.1, 0.4, 0.15, 0.35]
+    assert choose_rate(rates, probs, rates, "argmax") == 2
+    assert choose_rate(rates, probs, rates, "expected") == 3  # 2.75 -> 3
+    assert choose_rate(rates, probs, rates, "topk", k=2) == 4
+    assert choose_rate(rates, probs, [1, 2, 3], "topk", k=2) == 3  # 4 not admissible
+    with pytest.raises(ValueError, match="allowed: argmax, expected, topk"):
+        choose_rate(rates, probs, rates, "best")
+
+
+def test_derivation_respects_the_no_gap_rule_given_earlier_choices():
+    space = load_space("regseg_exp48")
+    # Every branch prefers its largest candidate, but block 6's 9 needs block 5 at 3: with block 5 forced
+    # to 1 the field before block 6 is 63 + 32 = 95 px, bound 5.
+    probs = [[0.9, 0.05, 0.05]] + [
+        [1.0 / len(b.candidates)] * (len(b.candidates) - 1) + [0.0] for b in space.branches[1:]
+    ]
+    probs[1] = [0.0] * 8 + [1.0]
+    rates = derive_rates(space, probs, "argmax")
+    assert rates[0] == 1 and rates[1] <= 5
+    arch = space.arch_with(rates)
+    assert arch.gaps() == []
+
+
+def test_derived_architecture_carries_search_and_provenance(space, tmp_path):
+    from dilnas.arch import load_arch, save_arch
+
+    probs = [[1.0 / len(b.candidates)] * len(b.candidates) for b in space.branches]
+    arch = derive_arch(space, probs, "argmax", provenance={"seed": 7})
+    assert arch.search["space"] == "synthetic_tiny" and arch.search["space_digest"] == space.digest
+    assert set(arch.search["branches"]) == {b.key for b in space.branches}
+    assert arch.provenance["seed"] == 7 and "dilnas_version" in arch.provenance
+    assert load_arch(save_arch(arch, tmp_path / "arch.json")) == arch
