@@ -1,6 +1,7 @@
 """``dilnas-bench MODE ...``: performance tables, every ratio measured side by side in one run.
 
-Modes: ``infer`` (forward pass of a fixed RegSeg, eager vs deploy).
+Modes: ``infer`` (forward pass of a fixed RegSeg, eager vs deploy) and ``search`` (a training step of the
+supernet against the derived network of the same shape).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from omegaconf import DictConfig
 
 from dilnas.arch import load_arch
 from dilnas.cli import fail, hydra_command, typed_config
-from dilnas.config import BenchInferConfig, OutputFormat
+from dilnas.config import BenchInferConfig, BenchSearchConfig, OutputFormat
 from dilnas.errors import UserError
 from dilnas.inference_bench import bench_inference, format_inference, rows_as_dicts
+from dilnas.search_bench import bench_search_step, format_search_rows
+from dilnas.search_bench import rows_as_dicts as search_rows_as_dicts
+from dilnas.space import load_space
 from dilnas.timing import resolve_device
 
 PROGRAM = "dilnas-bench"
@@ -64,7 +68,37 @@ def run_infer(cfg: DictConfig) -> None:
         print(format_inference(rows))
 
 
-MODES: dict[str, tuple[str, Callable[[DictConfig], None]]] = {"infer": ("bench_infer", run_infer)}
+def run_search(cfg: DictConfig) -> None:
+    config = typed_config(cfg, BenchSearchConfig)
+    if not len(config.spaces) == len(config.crops) == len(config.batch_sizes):
+        raise UserError(
+            f"spaces, crops and batch_sizes need one entry per space; got {len(config.spaces)}, "
+            f"{len(config.crops)} and {len(config.batch_sizes)}"
+        )
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device.value)
+    print(f"timing one training step on {machine_description(device)} ...", file=sys.stderr)
+    rows = []
+    for name, crop, batch_size in zip(config.spaces, config.crops, config.batch_sizes, strict=True):
+        space = load_space(name)
+        rows += bench_search_step(space, crop, batch_size, device, config.warmup, config.repeats, config.seed)
+    memory_label = "peak MB" if device.type == "cuda" else "saved MB"
+    if config.format is OutputFormat.json:
+        report = {
+            "machine": machine_description(device),
+            "memory": memory_label,
+            "rows": search_rows_as_dicts(rows),
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_search_rows(rows, memory_label))
+
+
+MODES: dict[str, tuple[str, Callable[[DictConfig], None]]] = {
+    "infer": ("bench_infer", run_infer),
+    "search": ("bench_search", run_search),
+}
 USAGE = f"usage: {PROGRAM} {{{','.join(MODES)}}} [key=value ...]"
 
 

@@ -52,10 +52,26 @@ class BenchInferConfig:
     allow_gaps: bool = False
 
 
+@dataclass
+class BenchSearchConfig:
+    """dilnas-bench search: one training step of the supernet (softmax, gumbel) vs the derived fixed network."""
+
+    spaces: list[str] = field(default_factory=lambda: ["synthetic_tiny", "regseg_exp48"])
+    crops: list[int] = field(default_factory=lambda: [128, 512])  # one per space
+    batch_sizes: list[int] = field(default_factory=lambda: [16, 2])  # one per space
+    device: DeviceChoice = DeviceChoice.auto
+    warmup: int = 2
+    repeats: int = 5
+    threads: int | None = None
+    seed: int = 0
+    format: OutputFormat = OutputFormat.table
+
+
 def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="info_schema", node=InfoConfig)
     store.store(name="bench_infer_schema", node=BenchInferConfig)
+    store.store(name="bench_search_schema", node=BenchSearchConfig)
 
 
 register_configs()

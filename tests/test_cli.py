@@ -115,3 +115,15 @@ def test_bench_infer_json():
 )
 def test_bench_errors(args, fragment):
     assert_one_line_error(run("dilnas.bench", *args), "dilnas-bench", fragment)
+
+
+def test_bench_search_json():
+    result = run(
+        "dilnas.bench", "search", "spaces=[synthetic_tiny]", "crops=[64]", "batch_sizes=[2]", "repeats=1",
+        "warmup=0", "device=cpu", "format=json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert [row["mode"] for row in rows] == ["fixed (derived)", "supernet softmax", "supernet gumbel"]
+    assert rows[0]["time_ratio"] == 1.0 and all(row["memory_mb"] > 0 for row in rows)
+    assert rows[1]["memory_ratio"] >= rows[2]["memory_ratio"]  # softmax keeps every candidate's output

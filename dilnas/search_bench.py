@@ -1,0 +1,124 @@
+"""Training-step cost of the supernet against the derived fixed network of the same shape, side by side.
+
+One step = forward, backward and SGD update. Memory: on CUDA the peak allocated memory of the step; on CPU
+(which has no peak counter) the bytes of the tensors autograd saves for the backward pass, which is what
+grows with the number of candidates computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from dilnas.regseg import RegSeg
+from dilnas.space import SearchSpace
+from dilnas.supernet import SuperNet
+from dilnas.table import format_table
+from dilnas.timing import time_callable
+
+
+@dataclass(frozen=True)
+class StepRow:
+    space: str
+    mode: str
+    crop: int
+    batch_size: int
+    median_ms: float
+    time_ratio: float  # to the fixed network, measured in the same run
+    memory_mb: float
+    memory_ratio: float
+    max_candidates: int
+
+
+def _saved_bytes(step) -> int:
+    """Bytes of the tensors autograd saves during one forward (distinct storages counted once)."""
+    seen: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        step()
+    return sum(seen.values())
+
+
+def _peak_bytes(step, device: torch.device) -> int:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device)
+    return _saved_bytes(step)
+
+
+def _step_fn(model: nn.Module, params, x: torch.Tensor, y: torch.Tensor):
+    optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    criterion = nn.CrossEntropyLoss(ignore_index=255)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        criterion(model(x), y).backward()
+        optimizer.step()
+
+    return step
+
+
+def bench_search_step(
+    space: SearchSpace,
+    crop: int,
+    batch_size: int,
+    device: torch.device,
+    warmup: int = 2,
+    repeats: int = 5,
+    seed: int = 0,
+) -> list[StepRow]:
+    torch.manual_seed(seed)
+    classes = space.base.num_classes
+    x = torch.randn(batch_size, space.base.stem.in_channels, crop, crop, device=device)
+    y = torch.randint(0, classes, (batch_size, crop, crop), device=device)
+    middle = [branch.candidates[len(branch.candidates) // 2] for branch in space.branches]
+    fixed = RegSeg(space.arch_with(middle)).to(device).train()
+    variants: list[tuple[str, nn.Module, object]] = [("fixed (derived)", fixed, fixed.parameters())]
+    for relaxation in ("softmax", "gumbel"):
+        supernet = SuperNet(space, relaxation).to(device).train()
+        variants.append((f"supernet {relaxation}", supernet, list(supernet.weight_parameters())))
+    rows: list[StepRow] = []
+    for mode, model, params in variants:
+        step = _step_fn(model, params, x, y)
+        timing = time_callable(step, device, warmup, repeats)
+        memory = _peak_bytes(step, device)
+        base = rows[0] if rows else None
+        rows.append(
+            StepRow(
+                space=space.name,
+                mode=mode,
+                crop=crop,
+                batch_size=batch_size,
+                median_ms=timing.median_ms,
+                time_ratio=timing.median_ms / base.median_ms if base else 1.0,
+                memory_mb=memory / 2**20,
+                memory_ratio=memory / (base.memory_mb * 2**20) if base else 1.0,
+                max_candidates=max(len(b.candidates) for b in space.branches),
+            )
+        )
+    return rows
+
+
+def format_search_rows(rows: list[StepRow], memory_label: str) -> str:
+    return format_table(
+        ["space", "mode", "crop", "batch", "median ms", "time ratio", memory_label, "memory ratio"],
+        [
+            [r.space, r.mode, r.crop, r.batch_size, f"{r.median_ms:.1f}", f"{r.time_ratio:.2f}x",
+             f"{r.memory_mb:.1f}", f"{r.memory_ratio:.2f}x"]
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
+def rows_as_dicts(rows: list[StepRow]) -> list[dict]:
+    return [asdict(row) for row in rows]

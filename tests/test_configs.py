@@ -1,0 +1,74 @@
+"""Every primary config and every experiment preset composes and validates against its schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from dilnas import config as schemas
+from dilnas.cli import CONF_DIR
+
+PRIMARY = {
+    "info": (schemas.InfoConfig, ["arch=x.json"]),
+    "bench_infer": (schemas.BenchInferConfig, ["arch=x.json"]),
+    "bench_search": (schemas.BenchSearchConfig, []),
+    "retrain": (schemas.RetrainConfig, ["arch=x.json"]),
+    "search": (schemas.SearchRunConfig, []),
+    "export": (schemas.ExportConfig, ["run_dir=r"]),
+    "plot": (schemas.PlotConfig, ["run_dir=r"]),
+}
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def hydra_conf():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        yield
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("name", sorted(PRIMARY))
+def test_primary_configs_compose(name):
+    schema, overrides = PRIMARY[name]
+    assert isinstance(OmegaConf.to_object(compose(config_name=name, overrides=overrides)), schema)
+
+
+@pytest.mark.parametrize("data", ["synthetic", "cityscapes", "camvid"])
+def test_data_configs_compose(data):
+    cfg = compose(config_name="retrain", overrides=["arch=x.json", f"data={data}", "data.root=/data"])
+    assert OmegaConf.to_object(cfg).data.name.value == data
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_presets_compose(experiment):
+    cfg = compose(
+        config_name="retrain", overrides=["arch=x.json", "data.root=/data", f"+experiment={experiment}"]
+    )
+    assert isinstance(OmegaConf.to_object(cfg), schemas.RetrainConfig)
+
+
+def test_paper_recipe_defaults():
+    config = OmegaConf.to_object(compose(config_name="retrain", overrides=["arch=x.json", "data=cityscapes"]))
+    assert (config.optim.lr, config.optim.momentum, config.optim.weight_decay) == (0.05, 0.9, 1e-4)
+    assert (config.optim.warmup_steps, config.optim.warmup_factor, config.optim.poly_power) == (
+        3000,
+        0.1,
+        0.9,
+    )
+    assert (config.trainer.batch_size, config.trainer.epochs) == (8, 1000)
+    assert config.data.scale_range == [400, 1600] and config.data.crop_size == [768, 768]
+    camvid = OmegaConf.to_object(
+        compose(config_name="retrain", overrides=["arch=x.json", "+experiment=camvid_finetune"])
+    )
+    assert (camvid.optim.lr, camvid.trainer.batch_size, camvid.trainer.epochs) == (0.005, 12, 200)
+    assert camvid.data.crop_size == [720, 960] and camvid.data.train_split == "trainval"
+
+
+def test_unknown_key_is_refused_at_compose():
+    with pytest.raises(Exception, match=r"trainer\.epochz"):
+        compose(config_name="retrain", overrides=["arch=x.json", "trainer.epochz=3"])
