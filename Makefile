@@ -12,8 +12,15 @@ setup:
 	  else $(PIP) install torch==2.13.0; fi; }
 	$(PIP) install -q -e ".[dev]"
 
+# Search the dilations on the synthetic data, then retrain the derived network from the search's weights.
+ifndef DEMO_DIR
+DEMO_DIR := runs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+endif
 demo: setup
-	$(PYTHON) -m dilnas.info arch=experiments/regseg_paper/exp48_decoder26.json
+	$(PYTHON) -m dilnas.search hydra.run.dir=$(DEMO_DIR)/search
+	$(PYTHON) -m dilnas.info arch=$(DEMO_DIR)/search/arch.json input_size=[224,224]
+	$(PYTHON) -m dilnas.retrain arch=$(DEMO_DIR)/search/arch.json init=$(DEMO_DIR)/search/checkpoints/last.pt \
+	  hydra.run.dir=$(DEMO_DIR)/retrain
 
 lint:
 	$(PYTHON) -m ruff check .

@@ -105,8 +105,8 @@ class DataConfig:
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     num_workers: int = 2
     seed: int = 0  # synthetic: which images are drawn
-    image_size: int = 128
-    context_distance: int = 24
+    image_size: int = 224
+    context_distance: int = 48
     frames_per_image: int = 4
     train_samples: int = 512
     val_samples: int = 128

@@ -53,7 +53,9 @@ def test_experiment_presets_compose(experiment):
 
 
 def test_paper_recipe_defaults():
-    config = OmegaConf.to_object(compose(config_name="retrain", overrides=["arch=x.json", "data=cityscapes"]))
+    config = OmegaConf.to_object(
+        compose(config_name="retrain", overrides=["arch=x.json", "+experiment=cityscapes"])
+    )
     assert (config.optim.lr, config.optim.momentum, config.optim.weight_decay) == (0.05, 0.9, 1e-4)
     assert (config.optim.warmup_steps, config.optim.warmup_factor, config.optim.poly_power) == (
         3000,
@@ -72,3 +74,8 @@ def test_paper_recipe_defaults():
 def test_unknown_key_is_refused_at_compose():
     with pytest.raises(Exception, match=r"trainer\.epochz"):
         compose(config_name="retrain", overrides=["arch=x.json", "trainer.epochz=3"])
+
+
+def test_retrain_defaults_run_on_the_synthetic_data_in_minutes():
+    config = OmegaConf.to_object(compose(config_name="retrain", overrides=["arch=x.json"]))
+    assert config.data.name.value == "synthetic" and config.trainer.max_steps == 600

@@ -117,21 +117,20 @@ def test_exp48_space_contains_the_paper_network(exp48_space):
 
 def test_synthetic_tiny_space():
     space = load_space("synthetic_tiny")
-    assert [b.candidates for b in space.branches] == [
-        (1, 2),
-        tuple(range(1, 7)),
-        tuple(range(1, 9)),
-        tuple(range(1, 9)),
-    ]
-    assert [b.bound for b in space.branches] == [2, 6, 18, 34]
+    assert [b.candidates for b in space.branches] == [(1, 2), tuple(range(1, 7))]
+    assert [b.bound for b in space.branches] == [2, 6]
     assert (
-        space.arch_with([1, 1, 1, 1]).blocks
-        == load_arch(REPO / "experiments/synthetic/tiny_rate1.json").blocks
+        space.arch_with([1, 1]).blocks
+        == load_arch(REPO / "experiments/synthetic/tiny_short_rate1.json").blocks
     )
-    warnings = space.padding_warnings()  # 8x8 features at 128x128: rates 4..8 read mostly padding
-    assert len(warnings) == 3 and all("8x8" in line and "128x128" in line for line in warnings)
-    assert warnings[0].startswith("blocks[5].dilations[1]:") and "4 (62%)" in warnings[0]
-    assert "3 (" not in warnings[0]
+    assert (
+        space.arch_with([2, 4]).blocks
+        == load_arch(REPO / "experiments/synthetic/tiny_short_dilated.json").blocks
+    )
+    warnings = space.padding_warnings()  # 14x14 features at 224x224: rate 6 reads mostly padding
+    assert len(warnings) == 1 and "14x14" in warnings[0] and "224x224" in warnings[0]
+    assert warnings[0].startswith("blocks[5].dilations[1]:") and "6 (55%)" in warnings[0]
+    assert "5 (" not in warnings[0]
 
 
 def test_to_dict_is_json_ready(exp48_space):

@@ -1,0 +1,53 @@
+"""dilnas-retrain end to end on tiny fake Cityscapes and CamVid trees with the paper's presets (shrunk)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_retrain import ENV, REPO, records
+
+TINY = REPO / "experiments" / "synthetic" / "tiny_rate1.json"
+SHRUNK = [
+    "data.scale_range=[32,48]",
+    "data.crop_size=[32,32]",
+    "data.num_workers=0",
+    "trainer.batch_size=2",
+    "trainer.max_steps=2",
+    "trainer.eval_every_epochs=1000",
+    "device=cpu",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "experiment, fixture, classes",
+    [("cityscapes", "cityscapes_root", 19), ("camvid_finetune", "camvid_root", 11)],
+)
+def test_paper_presets_train_and_evaluate(request, tmp_path, experiment, fixture, classes):
+    root = request.getfixturevalue(fixture)
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "dilnas.retrain", f"+experiment={experiment}", f"arch={TINY}", f"data.root={root}",
+         *SHRUNK, f"hydra.run.dir={run_dir}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run_dir / "arch.json").read_text())["num_classes"] == classes
+    evaluation = records(run_dir, "eval")[-1]
+    assert evaluation["step"] == 2 and 0.0 <= evaluation["val/miou"] <= 100.0
+    assert sum(key.startswith("val/iou/") for key in evaluation) >= 1
+
+
+def test_missing_root_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "dilnas.retrain", "+experiment=cityscapes", f"arch={TINY}",
+         f"data.root={tmp_path / 'absent'}", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV,
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "absent" in lines[0] and "leftImg8bit/train/<city>" in lines[0]
