@@ -18,8 +18,9 @@ DEMO_DIR := runs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 endif
 demo: setup
 	$(PYTHON) -m dilnas.search hydra.run.dir=$(DEMO_DIR)/search
-	$(PYTHON) -m dilnas.info arch=$(DEMO_DIR)/search/arch.json input_size=[224,224]
-	$(PYTHON) -m dilnas.retrain arch=$(DEMO_DIR)/search/arch.json init=$(DEMO_DIR)/search/checkpoints/last.pt \
+	$(PYTHON) -m dilnas.export run_dir=$(DEMO_DIR)/search out=$(DEMO_DIR)/arch.json
+	$(PYTHON) -m dilnas.info arch=$(DEMO_DIR)/arch.json input_size=[224,224]
+	$(PYTHON) -m dilnas.retrain arch=$(DEMO_DIR)/arch.json init=$(DEMO_DIR)/search/checkpoints/last.pt \
 	  hydra.run.dir=$(DEMO_DIR)/retrain
 
 lint:

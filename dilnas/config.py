@@ -208,6 +208,9 @@ class SearchConfig:
     temperature_end: float = 1.0  # annealed geometrically over the architecture steps
     entropy_weight: float = 0.0  # > 0 pushes the probabilities to commit
     unrolled_lr: float | None = None  # second order: the virtual step's lr (default: the weights' lr)
+    gap_bn_batches: int = (
+        8  # gap probe: training batches that re-estimate the derived network's BN statistics
+    )
     rule: DeriveRule = DeriveRule.argmax
     topk: int = 2
 

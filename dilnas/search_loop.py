@@ -4,7 +4,8 @@ step on a held-out split after every weight step, the dilation history, and a ga
 Per step: (after ``warmup_epochs``) the logits take one Adam step on a held-out batch, then the weights take
 one SGD step on a training batch. Per epoch: the probabilities, current choice, expected rate and entropy of
 every branch go to ``arch_history.jsonl`` and TensorBoard. Every evaluation measures held-out mIoU of the
-supernet and of the derived network with the same weights (the discretisation gap).
+supernet and of the derived network with the same weights (the discretisation gap), the derived network's
+BatchNorm statistics re-estimated on a few training batches (``search.gap_bn_batches``).
 """
 
 from __future__ import annotations
@@ -164,10 +165,21 @@ class SearchTrainer(Trainer):
         self.logger.add_image("arch/probabilities", probability_image(branches), step)
 
     # ---- gap probe -------------------------------------------------------------------------------
+    def recalibrate(self, derived: nn.Module) -> None:
+        """The same training images on every rank, so that every rank's derived network is the same."""
+        count = self.search.gap_bn_batches * self.config.batch_size
+        if count == 0:
+            return
+        calibration = SeededAugmentation(self.train_set.dataset, _mix(self.seed, 2))
+        indices = range(min(count, len(calibration)))
+        images = torch.stack([calibration[i][0] for i in indices]).to(self.device)
+        recalibrate_batchnorm(derived, list(images.split(self.config.batch_size)))
+
     def measure(self) -> tuple[dict[str, Any], dict[str, float]]:
         supernet_summary, scalars = super().measure()
         rates, _, _ = self.branch_report()
         derived = self.supernet.derive_network(self.supernet.space.arch_with(rates), rates)
+        self.recalibrate(derived)
         matrix = evaluate(derived, self.eval_loader, len(self.class_names), self.device, self.amp)
         summary = matrix.summary(self.class_names)
         summary["miou_supernet"] = supernet_summary["miou"]
@@ -175,6 +187,20 @@ class SearchTrainer(Trainer):
         scalars = {f"{k}_supernet" if k.startswith("val/") else k: v for k, v in scalars.items()}
         scalars |= {"val/miou": summary["miou"], "val/gap": supernet_summary["miou"] - summary["miou"]}
         return summary, scalars
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches: list[torch.Tensor]) -> None:
+    """Re-estimate BatchNorm statistics (a plain average over ``batches``): the supernet's statistics were
+    gathered under the mixture of rates, not under the derived network's single rates."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative moving average
+    model.train()
+    for images in batches:
+        model(images)
+    model.eval()
 
 
 def probability_image(branches: dict[str, dict[str, Any]], cell: int = 12) -> np.ndarray:

@@ -105,3 +105,19 @@ def test_derived_architecture_carries_search_and_provenance(space, tmp_path):
     assert set(arch.search["branches"]) == {b.key for b in space.branches}
     assert arch.provenance["seed"] == 7 and "dilnas_version" in arch.provenance
     assert load_arch(save_arch(arch, tmp_path / "arch.json")) == arch
+
+
+def test_batchnorm_recalibration_is_the_plain_average_over_the_batches():
+    from torch import nn
+
+    from dilnas.search_loop import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1, bias=False), nn.BatchNorm2d(4))
+    model[1].running_mean.fill_(7.0)  # stale statistics from elsewhere
+    batches = [torch.randn(2, 3, 5, 5) + shift for shift in (0.0, 3.0)]
+    recalibrate_batchnorm(model, batches)
+    with torch.no_grad():
+        means = torch.stack([model[0](b).mean(dim=(0, 2, 3)) for b in batches])
+    torch.testing.assert_close(model[1].running_mean, means.mean(0))
+    assert not model.training
