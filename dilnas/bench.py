@@ -17,12 +17,12 @@ from omegaconf import DictConfig
 from dilnas.arch import load_arch
 from dilnas.cli import fail, hydra_command, typed_config
 from dilnas.config import BenchInferConfig, BenchSearchConfig, OutputFormat
+from dilnas.dist import resolve_device
 from dilnas.errors import UserError
 from dilnas.inference_bench import bench_inference, format_inference, rows_as_dicts
 from dilnas.search_bench import bench_search_step, format_search_rows
 from dilnas.search_bench import rows_as_dicts as search_rows_as_dicts
 from dilnas.space import load_space
-from dilnas.timing import resolve_device
 
 PROGRAM = "dilnas-bench"
 

@@ -57,8 +57,8 @@ class BenchSearchConfig:
     """dilnas-bench search: one training step of the supernet (softmax, gumbel) vs the derived fixed network."""
 
     spaces: list[str] = field(default_factory=lambda: ["synthetic_tiny", "regseg_exp48"])
-    crops: list[int] = field(default_factory=lambda: [128, 512])  # one per space
-    batch_sizes: list[int] = field(default_factory=lambda: [16, 2])  # one per space
+    crops: list[int] = field(default_factory=lambda: [224, 512])  # one per space
+    batch_sizes: list[int] = field(default_factory=lambda: [8, 2])  # one per space
     device: DeviceChoice = DeviceChoice.auto
     warmup: int = 2
     repeats: int = 5
@@ -201,7 +201,7 @@ class SearchConfig:
     order: SearchOrder = SearchOrder.first
     heldout_fraction: float = 0.5  # of the training split, for the architecture step
     warmup_epochs: int = 1  # weights only, before the logits move
-    arch_lr: float = 0.02
+    arch_lr: float = 0.05
     arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     arch_weight_decay: float = 0.0
     temperature_start: float = 1.0

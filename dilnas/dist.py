@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+from dilnas.errors import UserError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,28 @@ def init_distributed(device_type: str) -> DistInfo:
             torch.cuda.set_device(info.local_rank)
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return info
+
+
+def resolve_device(choice: str) -> torch.device:
+    """``auto`` picks CUDA when available; asking for CUDA without it is a user error."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UserError("device=cuda: CUDA is not available on this machine; use device=cpu or device=auto")
+    return torch.device(choice)
+
+
+def run_distributed(device_choice: str, body: Callable[[torch.device, DistInfo], T]) -> T:
+    """Run ``body(device, info)`` in this process's place of a ``torchrun`` job (or alone), then leave the
+    process group. On CUDA each process takes the GPU of its local rank."""
+    device = resolve_device(device_choice)
+    info = init_distributed(device.type)
+    if device.type == "cuda" and info.enabled:
+        device = torch.device("cuda", info.local_rank)
+    try:
+        return body(device, info)
+    finally:
+        shutdown_distributed()
 
 
 def shutdown_distributed() -> None:

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dilnas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dilnas.config import LossConfig, OptimConfig, TrainerConfig
-from dilnas.dist import DistInfo
+from dilnas.dist import DistInfo, broadcast_object
 from dilnas.errors import UserError
 from dilnas.losses import build_loss
 from dilnas.metrics import ConfusionMatrix
@@ -32,6 +32,16 @@ from dilnas.schedule import parameter_groups, warmup_poly_scheduler
 from dilnas.tblog import METRICS, RunLogger
 
 log = logging.getLogger("dilnas")
+
+
+def refuse_existing_run(run_dir: Path, resume: bool, info: DistInfo) -> None:
+    """A run directory that already holds a checkpoint is continued (``resume=true``) or left alone."""
+    last = run_dir / "checkpoints" / "last.pt"
+    if broadcast_object(last.exists(), info) and not resume:
+        raise UserError(
+            f"{run_dir} already holds a run ({last}): pass resume=true to continue it, or choose another "
+            "hydra.run.dir"
+        )
 
 
 class TrainingDiverged(UserError):

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import torch
 
 from dilnas.arch import ArchSpec
+from dilnas.checkpoint import load_checkpoint
 from dilnas.errors import UserError
 from dilnas.regseg import RegSeg
 
@@ -112,15 +113,8 @@ def load_official_checkpoint(model: RegSeg, path: str | os.PathLike) -> None:
 
     Loads with ``weights_only=True``; a ``module.`` prefix left by DataParallel/DDP is removed.
     """
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such checkpoint file") from None
-    except Exception as error:  # torch raises several types for corrupt or unsafe files
-        raise UserError(f"{path}: cannot load checkpoint: {str(error).splitlines()[0]}") from None
-    if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
+    obj = load_checkpoint(path)
+    if isinstance(obj.get("model"), Mapping):
         obj = obj["model"]
-    if not isinstance(obj, Mapping):
-        raise UserError(f"{path}: expected a state dict (a mapping of tensors), got {type(obj).__name__}")
     state = {key.removeprefix("module."): value for key, value in obj.items()}
     model.load_state_dict(from_official_state_dict(model.spec, state, source=str(path)))

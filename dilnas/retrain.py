@@ -17,29 +17,19 @@ from dilnas.checkpoint import load_checkpoint, seed_everything
 from dilnas.cli import hydra_command, typed_config
 from dilnas.config import RetrainConfig
 from dilnas.data.factory import build_dataset
-from dilnas.dist import broadcast_object, init_distributed, shutdown_distributed
-from dilnas.engine import Trainer, eval_loader, evaluate
-from dilnas.errors import UserError
+from dilnas.dist import run_distributed
+from dilnas.engine import Trainer, eval_loader, evaluate, refuse_existing_run
 from dilnas.fileio import atomic_write_json
 from dilnas.initialize import initialize_from
 from dilnas.regseg import RegSeg
-from dilnas.timing import resolve_device
 
 log = logging.getLogger("dilnas")
 
 
 def run(cfg: DictConfig) -> float:
     config = typed_config(cfg, RetrainConfig)
-    device = resolve_device(config.device.value)
-    info = init_distributed(device.type)
-    if device.type == "cuda" and info.enabled:
-        import torch
-
-        device = torch.device("cuda", info.local_rank)
-    try:
-        return _run(config, device, info, Path(HydraConfig.get().runtime.output_dir), cfg)
-    finally:
-        shutdown_distributed()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    return run_distributed(config.device.value, lambda device, info: _run(config, device, info, run_dir, cfg))
 
 
 def _run(config: RetrainConfig, device, info, run_dir: Path, cfg: DictConfig) -> float:
@@ -49,9 +39,8 @@ def _run(config: RetrainConfig, device, info, run_dir: Path, cfg: DictConfig) ->
     spec = load_arch(config.arch, allow_gaps=config.allow_gaps)
     if spec.num_classes != train_set.num_classes:
         log.info(
-            "%s has %d classes: building the network with %d",
+            "%s has %d classes: the classifier is built for them",
             config.data.name.value,
-            train_set.num_classes,
             train_set.num_classes,
         )
         spec = spec.with_num_classes(train_set.num_classes)
@@ -82,13 +71,7 @@ def _run(config: RetrainConfig, device, info, run_dir: Path, cfg: DictConfig) ->
             config.init,
             f" (re-initialised {', '.join(reinitialised)})" if reinitialised else "",
         )
-    last = run_dir / "checkpoints" / "last.pt"
-    has_checkpoint = broadcast_object(last.exists(), info)
-    if has_checkpoint and not config.resume:
-        raise UserError(
-            f"{run_dir} already holds a run ({last}): pass resume=true to continue it, or choose "
-            f"another hydra.run.dir"
-        )
+    refuse_existing_run(run_dir, config.resume, info)
     if info.is_main:
         save_arch(spec, run_dir / "arch.json")
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))

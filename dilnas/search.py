@@ -11,7 +11,6 @@ import logging
 import shutil
 from pathlib import Path
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Subset
@@ -22,13 +21,13 @@ from dilnas.cli import hydra_command, typed_config
 from dilnas.config import SearchRunConfig
 from dilnas.data.factory import build_dataset
 from dilnas.derive import derive_arch
-from dilnas.dist import broadcast_object, init_distributed, shutdown_distributed
+from dilnas.dist import run_distributed
+from dilnas.engine import refuse_existing_run
 from dilnas.errors import UserError
 from dilnas.sampling import split_indices
 from dilnas.search_loop import SearchTrainer
 from dilnas.space import SEARCH_SPACES_DIR, load_space
 from dilnas.supernet import SuperNet
-from dilnas.timing import resolve_device
 
 log = logging.getLogger("dilnas")
 SPACE_COPY = (
@@ -46,14 +45,8 @@ def space_file(name_or_path: str) -> Path:
 
 def run(cfg: DictConfig) -> float:
     config = typed_config(cfg, SearchRunConfig)
-    device = resolve_device(config.device.value)
-    info = init_distributed(device.type)
-    if device.type == "cuda" and info.enabled:
-        device = torch.device("cuda", info.local_rank)
-    try:
-        return _run(config, device, info, Path(HydraConfig.get().runtime.output_dir), cfg)
-    finally:
-        shutdown_distributed()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    return run_distributed(config.device.value, lambda device, info: _run(config, device, info, run_dir, cfg))
 
 
 def _run(config: SearchRunConfig, device, info, run_dir: Path, cfg: DictConfig) -> float:
@@ -72,12 +65,7 @@ def _run(config: SearchRunConfig, device, info, run_dir: Path, cfg: DictConfig) 
     if train_full.num_classes != space.base.num_classes:
         space = dataclasses.replace(space, base=space.base.with_num_classes(train_full.num_classes))
 
-    last = run_dir / "checkpoints" / "last.pt"
-    if broadcast_object(last.exists(), info) and not config.resume:
-        raise UserError(
-            f"{run_dir} already holds a run ({last}): pass resume=true to continue it, or choose another "
-            "hydra.run.dir"
-        )
+    refuse_existing_run(run_dir, config.resume, info)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(space_file(search.space), run_dir / SPACE_COPY)

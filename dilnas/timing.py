@@ -43,14 +43,3 @@ def time_callable(
             fn()
             samples.append((time.perf_counter() - start_s) * 1000.0)
     return Timing(statistics.median(samples), min(samples), max(samples), repeats)
-
-
-def resolve_device(choice: str) -> torch.device:
-    """``auto`` picks CUDA when available; asking for CUDA without it is a user error."""
-    from dilnas.errors import UserError
-
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UserError("device=cuda: CUDA is not available on this machine; use device=cpu or device=auto")
-    return torch.device(choice)
