@@ -272,3 +272,14 @@ class PlotConfig:
 
 
 ConfigStore.instance().store(name="plot_schema", node=PlotConfig)
+
+
+# ---- sweep report --------------------------------------------------------------------------------
+@dataclass
+class ReportConfig:
+    """dilnas-report: summarise a sweep of dilnas-search runs and write a consensus architecture."""
+
+    sweep_dir: str = MISSING  # a Hydra multirun directory (its jobs hold arch.json)
+
+
+ConfigStore.instance().store(name="report_schema", node=ReportConfig)

@@ -15,8 +15,7 @@ from dilnas.cli import hydra_command, typed_config
 from dilnas.config import ExportConfig
 from dilnas.derive import derive_arch
 from dilnas.errors import UserError
-from dilnas.search import SPACE_COPY
-from dilnas.space import load_space
+from dilnas.space import SPACE_COPY, load_space
 
 
 def export_arch(config: ExportConfig) -> Path:

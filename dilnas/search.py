@@ -26,13 +26,10 @@ from dilnas.engine import refuse_existing_run
 from dilnas.errors import UserError
 from dilnas.sampling import split_indices
 from dilnas.search_loop import SearchTrainer
-from dilnas.space import SEARCH_SPACES_DIR, load_space
+from dilnas.space import SEARCH_SPACES_DIR, SPACE_COPY, load_space
 from dilnas.supernet import SuperNet
 
 log = logging.getLogger("dilnas")
-SPACE_COPY = (
-    "space.yaml"  # the space as searched, so that dilnas-export never depends on files that may change
-)
 
 
 def space_file(name_or_path: str) -> Path:

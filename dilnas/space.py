@@ -32,6 +32,9 @@ from dilnas.fov import ReceptiveField, padding_fraction
 FORMAT = "dilnas.space"
 SCHEMA_VERSION = 1
 SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+# A search run keeps a copy of its space under this name, so that exporting and reporting never depend on
+# shipped files that may change.
+SPACE_COPY = "space.yaml"
 # A candidate whose off-centre taps read more than this share of zero padding at the search crop is flagged.
 PADDING_WARNING = 0.5
 MAX_REPEAT = 256  # a guard against a typo expanding millions of blocks

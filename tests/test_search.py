@@ -171,3 +171,24 @@ def test_search_user_errors(tmp_path):
         command("dilnas.export", f"run_dir={tmp_path}"), cwd=REPO, capture_output=True, text=True
     )
     assert export.returncode == 2 and "not a dilnas-search run directory" in export.stderr
+
+
+@pytest.mark.slow
+def test_multirun_sweep_writes_the_report(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = subprocess.run(
+        command("dilnas.search", "-m", "seed=0,1", *SEARCH_RUN, "trainer.epochs=2", f"hydra.sweep.dir={sweep_dir}"),
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p.name for p in sweep_dir.iterdir()} >= {"0", "1", "summary.md", "summary.csv", "summary.json"}
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    assert [run["run"] for run in summary["runs"]] == ["0", "1"]
+    assert [run["overrides"][0] for run in summary["runs"]] == ["seed=0", "seed=1"]
+    consensus = load_arch(sweep_dir / "consensus_arch.json")
+    assert consensus.gaps() == [] and consensus.search["rule"] == "consensus"
+
+    again = subprocess.run(command("dilnas.report", f"sweep_dir={sweep_dir}"), cwd=REPO, capture_output=True,
+                           text=True, env=ENV)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "consensus_arch.json" in again.stdout

@@ -1,0 +1,34 @@
+"""``dilnas-report``: summarise a sweep of ``dilnas-search`` runs and write a consensus architecture.
+
+``dilnas-report sweep_dir=SWEEP_DIR`` writes ``summary.md``, ``summary.csv``, ``summary.json`` and
+``consensus_arch.json`` into SWEEP_DIR, then prints their paths and the per-run and agreement tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from dilnas.cli import hydra_command, typed_config
+from dilnas.config import ReportConfig
+from dilnas.sweep import agreement_table, report_sweep, run_table
+from dilnas.table import format_table
+
+
+def run(cfg: DictConfig) -> None:
+    config = typed_config(cfg, ReportConfig)
+    sweep_dir = Path(config.sweep_dir)
+    summary = report_sweep(sweep_dir)
+    for name in summary["files"]:
+        print(sweep_dir / name)
+    print()
+    print(format_table(*run_table(summary)))
+    print()
+    print(format_table(*agreement_table(summary)))
+
+
+main = hydra_command("dilnas-report", "report", run)
+
+if __name__ == "__main__":
+    main()

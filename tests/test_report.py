@@ -1,0 +1,257 @@
+"""dilnas-report: a sweep of search runs summarised (rows, agreement, consensus), and its one-line errors.
+
+The sweeps are fake: arch.json files derived from chosen probabilities, with hand-written metrics.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dilnas.arch import load_arch, save_arch
+from dilnas.derive import derive_arch
+from dilnas.errors import UserError
+from dilnas.space import SEARCH_SPACES_DIR, load_space
+from dilnas.sweep import find_runs, read_metrics, report_sweep
+
+SPACE = load_space("synthetic_tiny")
+SPACE_FILE = SEARCH_SPACES_DIR / "synthetic_tiny.yaml"
+KEYS = ["block4.b1", "block5.b1"]
+
+
+def probs_for(rates: list[int]) -> list[list[float]]:
+    """Probabilities whose argmax is ``rates`` (one per searchable branch)."""
+    probs = []
+    for branch, rate in zip(SPACE.branches, rates, strict=True):
+        rest = 0.2 / (len(branch.candidates) - 1)
+        probs.append([0.8 if candidate == rate else rest for candidate in branch.candidates])
+    return probs
+
+
+def metrics_lines(miou: float, start: float = 100.0) -> list[dict]:
+    return [
+        {"step": 10, "time": start, "kind": "train", "epoch": 0, "train/loss": 1.0},
+        {"step": 20, "time": start + 30.0, "kind": "eval", "epoch": 0, "val/miou": miou - 10.0},
+        {
+            "step": 20,
+            "time": start + 60.0,
+            "kind": "eval",
+            "epoch": 1,
+            "val/miou": miou,
+            "val/miou_supernet": miou + 5.0,
+            "val/gap": 5.0,
+        },
+    ]
+
+
+def make_run(root: Path, name: str, rates: list[int], seed: int, metrics: bool = True) -> Path:
+    run = root / name
+    (run / ".hydra").mkdir(parents=True)
+    arch = derive_arch(
+        SPACE, probs_for(rates), "argmax", provenance={"seed": seed, "overrides": [f"seed={seed}"]}
+    )
+    assert [b.dilations[1] for b in arch.blocks[4:6]] == rates
+    save_arch(arch, run / "arch.json")
+    shutil.copyfile(SPACE_FILE, run / "space.yaml")
+    (run / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n- search.arch_lr=0.1\n")
+    if metrics:
+        lines = metrics_lines(60.0 + seed)
+        (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return run
+
+
+@pytest.fixture()
+def sweep_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "multirun"
+    for seed, rates in enumerate([[2, 4], [2, 4], [1, 3]]):
+        make_run(root, str(seed), rates, seed)
+    return root
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dilnas.report", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+# ---- the library ---------------------------------------------------------------------------------
+def test_report_rows_agreement_and_consensus(sweep_dir):
+    summary = report_sweep(sweep_dir)
+    runs = summary["runs"]
+    assert [run["run"] for run in runs] == ["0", "1", "2"]
+    assert [run["overrides"] for run in runs] == [[f"seed={i}", "search.arch_lr=0.1"] for i in range(3)]
+    assert [list(run["rates"].values()) for run in runs] == [[2, 4], [2, 4], [1, 3]]
+    assert list(runs[0]["rates"]) == KEYS
+    assert runs[0]["field_of_view"] == SPACE.arch_with([2, 4]).field_of_view
+    # The last eval record counts, not the first.
+    assert runs[1]["miou"] == 61.0 and runs[1]["miou_supernet"] == 66.0 and runs[1]["gap"] == 5.0
+    assert runs[1]["wall_time_s"] == 60.0
+
+    agreement = summary["agreement"]
+    assert list(agreement) == KEYS
+    assert agreement["block4.b1"]["rate"] == 2 and agreement["block4.b1"]["share"] == pytest.approx(2 / 3)
+    assert agreement["block4.b1"]["counts"] == [1, 2]
+    assert agreement["block5.b1"]["rate"] == 4 and agreement["block5.b1"]["share"] == pytest.approx(2 / 3)
+    assert agreement["block5.b1"]["counts"] == [0, 0, 1, 2, 0, 0]
+
+    assert summary["consensus"]["rates"] == {"block4.b1": 2, "block5.b1": 4}
+    consensus = load_arch(sweep_dir / "consensus_arch.json")  # what dilnas-retrain reads
+    assert consensus.gaps() == []
+    assert [block.dilations for block in consensus.blocks[4:6]] == [(1, 2), (1, 4)]
+    assert consensus.field_of_view == summary["consensus"]["field_of_view"]
+    assert consensus.search["rule"] == "consensus"
+    assert consensus.search["space_digest"] == SPACE.digest
+    assert consensus.search["runs"] == ["0", "1", "2"]
+    assert consensus.search["branches"]["block5.b1"] == {
+        "rates": [1, 2, 3, 4, 5, 6],
+        "probs": pytest.approx([0, 0, 1 / 3, 2 / 3, 0, 0]),
+        "choice": 4,
+    }
+
+    assert json.loads((sweep_dir / "summary.json").read_text()) == json.loads(json.dumps(summary))
+    assert not [path for path in sweep_dir.rglob("*.tmp")]
+
+
+def test_report_csv_and_markdown(sweep_dir):
+    report_sweep(sweep_dir)
+    with (sweep_dir / "summary.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == [
+        "run",
+        "overrides",
+        *KEYS,
+        "field_of_view",
+        "miou_supernet",
+        "miou",
+        "gap",
+        "wall_time_s",
+    ]
+    assert len(rows) == 4
+    assert rows[3][:4] == ["2", "seed=2 search.arch_lr=0.1", "1", "3"]
+    assert [float(value) for value in rows[3][5:]] == [67.0, 62.0, 5.0, 60.0]
+
+    markdown = (sweep_dir / "summary.md").read_text()
+    assert "| run | rates | fov | supernet mIoU | derived mIoU | gap | wall s |" in markdown
+    assert "| 2 | 1 3 |" in markdown
+    assert "| block4.b1 | 2 | 2/3 | 0.667 | 2 |" in markdown
+    assert "consensus_arch.json" in markdown
+
+
+def test_consensus_obeys_the_no_gap_rule(tmp_path):
+    # block4.b1: 1 wins 3 to 2; block5.b1: 6 is most chosen, but only after block4.b1 = 2: with 1 it would
+    # leave a gap (the bound is 4), so the consensus takes the most chosen admissible rate (a tie of 2, 3, 4:
+    # the smallest).
+    root = tmp_path / "sweep"
+    for seed, rates in enumerate([[2, 6], [2, 6], [1, 2], [1, 3], [1, 4]]):
+        make_run(root, str(seed), rates, seed)
+    summary = report_sweep(root)
+    assert summary["agreement"]["block5.b1"]["rate"] == 6
+    assert summary["agreement"]["block5.b1"]["share"] == pytest.approx(0.4)
+    assert summary["consensus"]["rates"] == {"block4.b1": 1, "block5.b1": 2}
+    assert load_arch(root / "consensus_arch.json").gaps() == []
+
+
+def test_run_without_metrics_is_listed(sweep_dir):
+    make_run(sweep_dir, "3", [1, 2], 3, metrics=False)
+    # A run still writing: its metrics end in a half-written line, and no evaluation yet.
+    running = make_run(sweep_dir, "10", [2, 5], 10, metrics=False)
+    (running / "metrics.jsonl").write_text(json.dumps(metrics_lines(50.0)[0]) + '\n{"step": 2')
+    summary = report_sweep(sweep_dir)
+    runs = {run["run"]: run for run in summary["runs"]}
+    assert list(runs) == ["0", "1", "2", "3", "10"]  # natural order of Hydra's job numbers
+    for name in ("3", "10"):
+        assert (
+            runs[name]["miou"] is None and runs[name]["miou_supernet"] is None and runs[name]["gap"] is None
+        )
+    assert runs["3"]["wall_time_s"] is None
+    assert runs["10"]["wall_time_s"] == 0.0
+    with (sweep_dir / "summary.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 5 and rows[3]["miou"] == "" and rows[3]["wall_time_s"] == ""
+
+
+def test_overrides_fall_back_to_the_arch_provenance(sweep_dir):
+    shutil.rmtree(sweep_dir / "1" / ".hydra")
+    runs = report_sweep(sweep_dir)["runs"]
+    assert runs[1]["overrides"] == ["seed=1"]
+
+
+def test_corrupt_metrics_line_is_an_error(sweep_dir):
+    path = sweep_dir / "1" / "metrics.jsonl"
+    path.write_text("{oops\n" + path.read_text())
+    with pytest.raises(UserError, match=r"metrics.jsonl:1: not valid JSON"):
+        report_sweep(sweep_dir)
+
+
+def test_read_metrics_missing_file(tmp_path):
+    assert read_metrics(tmp_path / "metrics.jsonl") == dict(
+        miou_supernet=None, miou=None, gap=None, wall_time_s=None
+    )
+
+
+def test_find_runs_is_recursive_and_sorted(tmp_path):
+    for name in ("b/2", "a", "b/10", "b/1"):
+        make_run(tmp_path, name, [2, 4], 0, metrics=False)
+    assert [path.relative_to(tmp_path).as_posix() for path in find_runs(tmp_path)] == [
+        "a",
+        "b/1",
+        "b/2",
+        "b/10",
+    ]
+
+
+# ---- errors --------------------------------------------------------------------------------------
+def test_mismatched_spaces(sweep_dir):
+    space_file = sweep_dir / "2" / "space.yaml"
+    text = space_file.read_text()
+    assert "dilations: [1, auto]" in text
+    space_file.write_text(text.replace("dilations: [1, auto]", "dilations: [1, {auto: true, max: 5}]"))
+    with pytest.raises(UserError, match=r"runs 0 and 2 searched different spaces") as error:
+        report_sweep(sweep_dir)
+    assert "\n" not in str(error.value)
+    assert not (sweep_dir / "summary.json").exists()  # nothing written
+
+
+def test_missing_and_empty_sweep_dir(tmp_path):
+    with pytest.raises(UserError, match="no such directory"):
+        report_sweep(tmp_path / "absent")
+    (tmp_path / "empty" / "0").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"no arch.json in this directory or below it"):
+        report_sweep(tmp_path / "empty")
+
+
+def test_invalid_arch_is_an_error(sweep_dir):
+    path = sweep_dir / "1" / "arch.json"
+    data = json.loads(path.read_text())
+    data["blocks"][5]["dilations"] = [1, 9]  # a gap
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r"1/arch.json") as error:
+        report_sweep(sweep_dir)
+    assert "\n" not in str(error.value)
+
+
+# ---- the command ---------------------------------------------------------------------------------
+def test_cli(sweep_dir, tmp_path):
+    result = run_cli(f"sweep_dir={sweep_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for name in ("consensus_arch.json", "summary.md", "summary.csv", "summary.json"):
+        assert str(sweep_dir / name) in lines
+    assert any(line.split()[:3] == ["2", "1", "3"] for line in lines)  # run 2, rates 1 3
+    assert any(line.split()[:4] == ["block5.b1", "4", "2/3", "0.667"] for line in lines)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["multirun"]  # Hydra wrote nothing
+
+
+def test_cli_missing_sweep_dir(tmp_path):
+    result = run_cli(f"sweep_dir={tmp_path / 'absent'}", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("dilnas-report: error: ") and "no such directory" in lines[0]
+    assert list(tmp_path.iterdir()) == []
