@@ -79,3 +79,21 @@ def test_unknown_key_is_refused_at_compose():
 def test_retrain_defaults_run_on_the_synthetic_data_in_minutes():
     config = OmegaConf.to_object(compose(config_name="retrain", overrides=["arch=x.json"]))
     assert config.data.name.value == "synthetic" and config.trainer.max_steps == 600
+
+
+@pytest.mark.parametrize(
+    "overrides, target",
+    [
+        (["hydra/launcher=local_parallel"], "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+        (["+experiment=slurm"], "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+        (["hydra/sweeper=optuna_miou"], "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"),
+    ],
+)
+def test_launcher_and_sweeper_presets_compose(overrides, target):
+    cfg = compose(config_name="search", overrides=overrides, return_hydra_config=True)
+    node = cfg.hydra.sweeper if "sweeper" in target else cfg.hydra.launcher
+    assert node._target_ == target
+    if "slurm" in overrides[0]:
+        assert cfg.resume is True and cfg.hydra.launcher.max_num_timeout == 5
+    if "sweeper" in target:
+        assert cfg.hydra.sweeper.direction == "maximize"
