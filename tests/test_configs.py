@@ -84,7 +84,10 @@ def test_retrain_defaults_run_on_the_synthetic_data_in_minutes():
 @pytest.mark.parametrize(
     "overrides, target",
     [
-        (["hydra/launcher=local_parallel"], "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+        (
+            ["hydra/launcher=local_parallel"],
+            "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+        ),
         (["+experiment=slurm"], "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
         (["hydra/sweeper=optuna_miou"], "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"),
     ],
