@@ -23,6 +23,8 @@ def export_arch(config: ExportConfig) -> Path:
     if not (run_dir / SPACE_COPY).is_file():
         raise UserError(f"{run_dir}: not a dilnas-search run directory (no {SPACE_COPY})")
     space = load_space(run_dir / SPACE_COPY)
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir}: no config.yaml (the search writes it when it starts)")
     run_config = OmegaConf.load(run_dir / "config.yaml")
     checkpoint = Path(config.checkpoint or run_dir / "checkpoints" / "last.pt")
     state = load_checkpoint(checkpoint)

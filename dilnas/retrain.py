@@ -19,7 +19,8 @@ from dilnas.config import RetrainConfig
 from dilnas.data.factory import build_dataset
 from dilnas.dist import run_distributed
 from dilnas.engine import Trainer, eval_loader, evaluate, refuse_existing_run
-from dilnas.fileio import atomic_write_json
+from dilnas.errors import UserError
+from dilnas.fileio import atomic_write_json, atomic_write_text
 from dilnas.initialize import initialize_from
 from dilnas.regseg import RegSeg
 
@@ -49,7 +50,14 @@ def _run(config: RetrainConfig, device, info, run_dir: Path, cfg: DictConfig) ->
 
     if config.eval_only:
         path = Path(config.checkpoint or run_dir / "checkpoints" / "best.pt")
-        model.load_state_dict(load_checkpoint(path)["model"])
+        state = load_checkpoint(path)
+        if not isinstance(state.get("model"), dict):
+            raise UserError(f"{path}: not a dilnas retraining checkpoint (no 'model' entry)")
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            detail = [line.strip() for line in str(error).splitlines() if line.strip()][-1]
+            raise UserError(f"{path}: does not fit {spec.name}: {detail}") from None
         matrix = evaluate(
             model.to(device),
             eval_loader(eval_set, config.trainer.eval_batch_size, config.data.num_workers, info),
@@ -74,7 +82,7 @@ def _run(config: RetrainConfig, device, info, run_dir: Path, cfg: DictConfig) ->
     refuse_existing_run(run_dir, config.resume, info)
     if info.is_main:
         save_arch(spec, run_dir / "arch.json")
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
     trainer = Trainer(
         model,
         train_set,

@@ -24,6 +24,7 @@ from dilnas.derive import derive_arch
 from dilnas.dist import run_distributed
 from dilnas.engine import refuse_existing_run
 from dilnas.errors import UserError
+from dilnas.fileio import atomic_write_text
 from dilnas.sampling import split_indices
 from dilnas.search_loop import SearchTrainer
 from dilnas.space import SEARCH_SPACES_DIR, SPACE_COPY, load_space
@@ -66,7 +67,7 @@ def _run(config: SearchRunConfig, device, info, run_dir: Path, cfg: DictConfig) 
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(space_file(search.space), run_dir / SPACE_COPY)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
     supernet = SuperNet(space, search.relaxation.value, search.shared_kernel)
     trainer = SearchTrainer(
         supernet,

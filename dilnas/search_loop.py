@@ -100,12 +100,15 @@ class SearchTrainer(Trainer):
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         step = self.state.step
         self.supernet.temperature = self.temperature_at(step)
+        # One copy to the device serves both steps (Trainer.train_step's .to() is then a no-op).
+        images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
         if step >= self.warmup_steps:
             heldout_images, heldout_labels = self.heldout.next()
             self.supernet.sample_seed = _mix(self.seed, step, 1)  # the same gumbel sample on every rank
-            batch = (images.to(self.device), labels.to(self.device))
             heldout = (heldout_images.to(self.device), heldout_labels.to(self.device))
-            self.arch_loss = self.architect.step(batch, heldout, self.optimizer.param_groups[0]["lr"])
+            self.arch_loss = self.architect.step(
+                (images, labels), heldout, self.optimizer.param_groups[0]["lr"]
+            )
             self.arch_steps += 1
             if not math.isfinite(self.arch_loss):
                 raise TrainingDiverged(

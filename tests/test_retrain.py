@@ -189,3 +189,13 @@ def test_ddp_two_gloo_processes(tmp_path):
     )
     assert single.returncode == 0, single.stderr
     assert json.loads((tmp_path / "eval.json").read_text())["miou"] == pytest.approx(rank0["miou"], abs=1e-9)
+
+
+def test_eval_only_with_a_checkpoint_that_does_not_fit(tmp_path):
+    from dilnas.checkpoint import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "other.pt", {"model": {"stem.conv.weight": torch.zeros(1)}})
+    result = retrain(tmp_path / "run", "eval_only=true", f"checkpoint={path}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "other.pt: does not fit tiny_rate1" in lines[0]
