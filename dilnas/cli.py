@@ -2,23 +2,28 @@
 
 Entry points stay thin: they turn the composed config into a typed dataclass (``typed_config``) and call
 library functions. A ``UserError`` anywhere below becomes ``<command>: error: <message>`` on stderr and
-exit status 2, without a traceback.
+exit status 2, without a traceback; a run stopped by a signal after saving its checkpoint
+(``RunInterrupted``) says so in one line and exits 128 + the signal number.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import hydra
+from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from dilnas.errors import UserError
+from dilnas.signals import RunInterrupted
 
+SCHEMA_SUFFIX = "_schema"  # the ConfigStore names of our dataclass schemas (dilnas.config), not choices
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 T = TypeVar("T")
 
@@ -29,7 +34,11 @@ def fail(program: str, error: BaseException) -> None:
 
 
 def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
-    """A Hydra ``main`` reading ``conf/<config_name>.yaml`` whose user errors exit 2 with one line."""
+    """A Hydra ``main`` reading ``conf/<config_name>.yaml`` whose user errors exit 2 with one line.
+
+    User errors are ours (``UserError``) and Hydra's own for a bad override or an unknown config name, which
+    Hydra would print over several lines. ``HYDRA_FULL_ERROR=1`` set by the user keeps Hydra's full report.
+    """
 
     @functools.wraps(task)
     def guarded(cfg: DictConfig) -> Any:
@@ -37,8 +46,36 @@ def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], A
             return task(cfg)
         except UserError as error:
             fail(program, error)
+        except RunInterrupted as error:
+            print(f"{program}: {error}", file=sys.stderr)
+            sys.exit(error.exit_status)
 
-    return hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(guarded)
+    hydra_main = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(guarded)
+
+    def main() -> Any:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            return hydra_main()
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing, and we word the error
+        try:
+            return hydra_main()
+        except CompactHydraException as error:
+            fail(program, one_line_hydra_error(error))
+
+    return main
+
+
+def one_line_hydra_error(error: CompactHydraException) -> str:
+    """Hydra's message for a bad override or config name, on one line (with the allowed names, if any)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    message = lines[0].rstrip(".") if lines else type(error).__name__
+    if isinstance(error, OverrideParseException):
+        return f"override {error.override!r}: {message}"
+    if isinstance(error.__cause__, OmegaConfBaseException):
+        message += f": {str(error.__cause__.msg).splitlines()[0]}"
+    if isinstance(error, MissingConfigException) and error.options:
+        choices = [option for option in error.options if not option.endswith(SCHEMA_SUFFIX)]
+        message += f"; choose one of: {', '.join(choices)}"
+    return message
 
 
 def typed_config(cfg: DictConfig, schema: type[T]) -> T:

@@ -29,6 +29,7 @@ from dilnas.losses import build_loss
 from dilnas.metrics import ConfusionMatrix
 from dilnas.sampling import ResumableDistributedSampler, SeededAugmentation
 from dilnas.schedule import parameter_groups, warmup_poly_scheduler
+from dilnas.signals import StopSignals
 from dilnas.tblog import METRICS, RunLogger
 
 log = logging.getLogger("dilnas")
@@ -82,26 +83,6 @@ def evaluate(
     matrix.all_reduce()
     model.train(was_training)
     return matrix
-
-
-class _StopRequest:
-    """Turns SIGTERM into a flag the loop checks after each step (then it saves and exits cleanly)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _StopRequest:
-        with contextlib.suppress(ValueError):  # not the main thread: no handler, nothing to restore
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
 
 
 class Trainer:
@@ -283,37 +264,49 @@ class Trainer:
         return summary
 
     def fit(self) -> dict[str, Any]:
-        """Train to ``total_steps`` (or until SIGTERM); returns the last evaluation summary."""
+        """Train to ``total_steps``; returns the last evaluation summary.
+
+        A stop signal (``dilnas.signals``) saves ``last.pt`` at the next step boundary and then either
+        raises ``RunInterrupted`` or hands the signal to the job scheduler's handler."""
         summary: dict[str, Any] = {}
         started, start_step = time.monotonic(), self.state.step
         eval_every = self.config.eval_every_epochs * self.steps_per_epoch
-        with _StopRequest() as stop:
-            while self.state.step < self.total_steps:
-                epoch, start_batch = divmod(self.state.step, self.steps_per_epoch)
-                for images, labels in self._train_loader(epoch, start_batch):
-                    loss = self.train_step(images, labels)
-                    step = self.state.step
-                    if step % self.config.log_every_steps == 0 or step == self.total_steps:
-                        self._log_progress(loss, epoch, started, start_step)
-                    finished = step >= self.total_steps
-                    self.after_step(epoch, finished or step % self.steps_per_epoch == 0)
-                    if (eval_every and step % eval_every == 0) or finished:
-                        summary = self.run_evaluation()
-                    elif (
-                        self.config.checkpoint_every_steps and step % self.config.checkpoint_every_steps == 0
-                    ):
-                        self.save("last.pt")
-                    if stop.requested:
-                        self.save("last.pt")
-                        log.warning("SIGTERM: saved checkpoint at step %d; continue with resume=true", step)
-                        self.logger.close()
-                        return summary
-                    if finished:
-                        break
-                else:
-                    if not eval_every or self.state.step % eval_every:
-                        self.save("last.pt")  # end of epoch
-        self.logger.close()
+        try:
+            with StopSignals() as stop:
+                while self.state.step < self.total_steps:
+                    epoch, start_batch = divmod(self.state.step, self.steps_per_epoch)
+                    for images, labels in self._train_loader(epoch, start_batch):
+                        loss = self.train_step(images, labels)
+                        step = self.state.step
+                        if step % self.config.log_every_steps == 0 or step == self.total_steps:
+                            self._log_progress(loss, epoch, started, start_step)
+                        finished = step >= self.total_steps
+                        self.after_step(epoch, finished or step % self.steps_per_epoch == 0)
+                        if (eval_every and step % eval_every == 0) or finished:
+                            summary = self.run_evaluation()
+                        elif (
+                            self.config.checkpoint_every_steps
+                            and step % self.config.checkpoint_every_steps == 0
+                        ):
+                            self.save("last.pt")
+                        signum = stop.pending(self.info, self.device)
+                        if signum and not finished:
+                            self.save("last.pt")
+                            self.logger.flush()
+                            log.warning(
+                                "%s: saved %s at step %d",
+                                signal.Signals(signum).name,
+                                self.checkpoint_dir / "last.pt",
+                                step,
+                            )
+                            stop.hand_over(signum, step, self.checkpoint_dir / "last.pt")
+                        if finished:
+                            break
+                    else:
+                        if not eval_every or self.state.step % eval_every:
+                            self.save("last.pt")  # end of epoch
+        finally:
+            self.logger.close()
         return summary
 
     def _log_progress(self, loss: float, epoch: int, started: float, start_step: int) -> None:

@@ -61,6 +61,11 @@ class RunLogger:
             truncate_jsonl(self.run_dir / name, max_step)
             self._files[name] = self._open(name)
 
+    def flush(self) -> None:
+        """Push buffered TensorBoard events to disk (the JSON lines are flushed as they are written)."""
+        if self.enabled:
+            self._writer.flush()
+
     def close(self) -> None:
         if self.enabled:
             self._writer.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -85,6 +86,39 @@ def test_info_allow_gaps(tmp_path, exp48_dict):
 
 def test_info_requires_arch():
     assert_one_line_error(run("dilnas.info"), "dilnas-info", "missing required value 'arch'")
+
+
+@pytest.mark.parametrize(
+    "module, override, fragments",
+    [
+        ("dilnas.info", "num_classes=abc", ["override num_classes=abc", "could not be converted to Integer"]),
+        ("dilnas.info", "bogus=1", ["Could not override 'bogus'", "Key 'bogus' not in 'InfoConfig'"]),
+        ("dilnas.info", "input_size=[1,", ["override 'input_size=[1,'"]),
+        (
+            "dilnas.retrain",
+            "data=nope",
+            ["Could not find 'data/nope'", "choose one of: camvid, cityscapes, synthetic"],
+        ),
+        ("dilnas.search", "search=nope", ["Could not find 'search/nope'", "choose one of: default"]),
+    ],
+)
+def test_hydra_compose_errors_are_one_line(module, override, fragments):
+    program = module.replace(".", "-")
+    result = run(module, f"arch={EXP48_PATH}", override)
+    assert_one_line_error(result, program, *fragments)
+    assert "_schema" not in result.stderr  # the dataclass schemas are not choices
+
+
+def test_hydra_full_error_keeps_hydras_report():
+    result = subprocess.run(
+        [sys.executable, "-m", "dilnas.info", f"arch={EXP48_PATH}", "num_classes=abc"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+    )  # fmt: skip
+    assert (
+        result.returncode == 1
+        and "Traceback" in result.stderr
+        and "ConfigCompositionException" in result.stderr
+    )
 
 
 def test_bench_infer_json():

@@ -119,16 +119,20 @@ def test_sigkill_then_resume_ends_with_the_same_weights(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_saves_and_exits_cleanly(tmp_path):
+def test_sigterm_saves_then_stops_with_one_line_and_status_143(tmp_path):
     run_dir = tmp_path / "run"
     process = retrain(run_dir, "trainer.max_steps=400", background=True)
     wait_for_step(process, run_dir, 3)
     process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 0, stderr
-    assert "SIGTERM: saved checkpoint at step" in stdout + stderr and "Traceback" not in stdout + stderr
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
     step = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
     assert 3 <= step < 400
+    assert stderr.strip().splitlines()[-1] == (
+        f"dilnas-retrain: stopped by SIGTERM at step {step}; saved {run_dir / 'checkpoints' / 'last.pt'}; "
+        "run the same command with resume=true to continue"
+    )
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.slow

@@ -4,6 +4,8 @@ SIGKILL, second order, DDP, and the derived architecture used by dilnas-info and
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,31 +103,80 @@ def test_search_run_directory_history_export_plot_and_retrain(tmp_path):
     assert "initialised from" in retrain.stdout
 
 
-@pytest.mark.slow
-def test_sigkill_then_resume_ends_with_the_same_logits_and_arch(tmp_path):
-    budget = ["trainer.epochs=6", "trainer.eval_every_epochs=3", "trainer.checkpoint_every_steps=3"]
-    reference = search(tmp_path / "reference", *budget)
-    assert reference.returncode == 0, reference.stderr
+RESUME_BUDGET = ["trainer.epochs=6", "trainer.eval_every_epochs=3", "trainer.checkpoint_every_steps=3"]
 
-    run_dir = tmp_path / "killed"
-    process = search(run_dir, *budget, background=True)
-    wait_for_step(process, run_dir, 14)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL
-    resumed = search(run_dir, *budget, "resume=true")
-    assert resumed.returncode == 0, resumed.stderr
 
-    expected = load_checkpoint(tmp_path / "reference" / "checkpoints" / "last.pt")["model"]
+@pytest.fixture(scope="module")
+def reference_search(tmp_path_factory) -> Path:
+    """An uninterrupted search with ``RESUME_BUDGET``: what every interrupted and resumed one must end as."""
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    result = search(run_dir, *RESUME_BUDGET)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def assert_same_search(run_dir: Path, reference: Path) -> None:
+    expected = load_checkpoint(reference / "checkpoints" / "last.pt")["model"]
     actual = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
     for key in expected:
         assert torch.equal(expected[key], actual[key]), key
-    assert without_provenance(run_dir / "arch.json") == without_provenance(
-        tmp_path / "reference" / "arch.json"
-    )
+    assert without_provenance(run_dir / "arch.json") == without_provenance(reference / "arch.json")
     history = [
         json.loads(line)["epoch"] for line in (run_dir / "arch_history.jsonl").read_text().splitlines()
     ]
     assert history == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in records(run_dir, "train")] == list(range(1, 25))  # no step logged twice
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_ends_with_the_same_logits_and_arch(tmp_path, reference_search):
+    run_dir = tmp_path / "killed"
+    process = search(run_dir, *RESUME_BUDGET, background=True)
+    wait_for_step(process, run_dir, 14)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    resumed = search(run_dir, *RESUME_BUDGET, "resume=true")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_search(run_dir, reference_search)
+
+
+def submitit_task(sweep_dir: Path) -> int:
+    """The pid of the process that runs the submitit job of ``sweep_dir`` (Linux /proc)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or it has just ended
+            continue
+        if b"submitit.core._submit" in argv and any(str(sweep_dir).encode() in arg for arg in argv):
+            return int(entry.name)
+    pytest.fail(f"no submitit job process for {sweep_dir}")
+
+
+@pytest.mark.slow
+def test_preempted_submitit_job_is_requeued_and_resumes_in_its_own_run_directory(tmp_path, reference_search):
+    """The SLURM requeue path, run through submitit's local executor: SIGUSR2 (submitit's preemption signal)
+    saves a checkpoint at the next step, submitit requeues the job, and the requeued job (resume=true, as
+    +experiment=slurm sets it) continues in the same run directory to the same result as an uninterrupted run."""
+    sweep_dir = tmp_path / "sweep"
+    sweep = subprocess.Popen(
+        command("dilnas.search", "-m", "hydra/launcher=submitit_local", "resume=true", *SEARCH_RUN,
+                *RESUME_BUDGET, f"hydra.sweep.dir={sweep_dir}"),
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    run_dir = sweep_dir / "0"
+    wait_for_step(sweep, run_dir, 6)
+    os.kill(submitit_task(sweep_dir), signal.SIGUSR2)
+    _, stderr = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, stderr[-3000:]
+
+    (job_log,) = sweep_dir.glob(".submitit/*/*_0_log.out")
+    log_text = job_log.read_text()
+    saved = re.search(r"SIGUSR2: saved \S+ at step (\d+)", log_text)
+    assert saved and 6 <= int(saved[1]) < 24, log_text[-3000:]
+    assert "Requeued job" in log_text
+    assert f"resumed from {run_dir / 'checkpoints' / 'last.pt'} at step {saved[1]}/24" in log_text
+    assert_same_search(run_dir, reference_search)
+    assert len(json.loads((sweep_dir / "summary.json").read_text())["runs"]) == 1
 
 
 @pytest.mark.slow

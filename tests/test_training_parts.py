@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
+from pathlib import Path
 
 import pytest
 import torch
 
 from dilnas.arch import load_arch
 from dilnas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dilnas.dist import DistInfo
 from dilnas.errors import UserError
 from dilnas.initialize import initialize_from
 from dilnas.losses import BootstrappedCrossEntropy
@@ -17,6 +21,7 @@ from dilnas.official import to_official_state_dict
 from dilnas.regseg import RegSeg
 from dilnas.sampling import ResumableDistributedSampler, SeededAugmentation
 from dilnas.schedule import parameter_groups, warmup_poly_factor
+from dilnas.signals import RunInterrupted, StopSignals
 from tests.conftest import REPO
 
 TINY = REPO / "experiments" / "synthetic" / "tiny_rate1.json"
@@ -136,3 +141,39 @@ def test_initialise_from_dilnas_checkpoint(tmp_path):
     other = RegSeg(load_arch(REPO / "experiments" / "regseg_paper" / "exp48_decoder26.json"))
     with pytest.raises(UserError, match="state dict does not fit the architecture"):
         initialize_from(other, tmp_path / "last.pt")
+
+
+def test_stop_signals_defer_then_hand_over_to_the_previous_handler():
+    seen: list[int] = []
+    originals = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR2)}
+    scheduler = lambda signum, frame: seen.append(signum)  # noqa: E731  (like submitit's requeue handler)
+    signal.signal(signal.SIGUSR2, scheduler)
+    try:
+        with StopSignals() as stop:
+            os.kill(os.getpid(), signal.SIGUSR2)  # recorded, not acted on: the loop saves first
+            assert seen == [] and stop.pending(DistInfo(), torch.device("cpu")) == signal.SIGUSR2
+            stop.hand_over(signal.SIGUSR2, 7, Path("last.pt"))  # the scheduler's handler returns: go on
+            assert seen == [signal.SIGUSR2] and stop.received == 0
+
+            os.kill(os.getpid(), signal.SIGTERM)  # no handler before ours: the run stops
+            with pytest.raises(
+                RunInterrupted, match=r"SIGTERM at step 9; saved last.pt; .*resume=true"
+            ) as info:
+                stop.hand_over(stop.pending(DistInfo(), torch.device("cpu")), 9, Path("last.pt"))
+            assert info.value.exit_status == 128 + signal.SIGTERM
+        assert signal.getsignal(signal.SIGUSR2) is scheduler
+        assert signal.getsignal(signal.SIGTERM) is originals[signal.SIGTERM]
+    finally:
+        for sig, handler in originals.items():
+            signal.signal(sig, handler)
+
+
+def test_stop_signals_leave_an_ignored_signal_ignored():
+    original = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    try:
+        with StopSignals() as stop:
+            assert signal.getsignal(signal.SIGUSR2) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGUSR2)
+            assert stop.received == 0
+    finally:
+        signal.signal(signal.SIGUSR2, original)
