@@ -53,6 +53,7 @@ class TrainingDiverged(UserError):
 class TrainState:
     step: int = 0
     best_miou: float = -1.0
+    last_eval: dict[str, Any] | None = None  # the latest evaluation summary (what a finished run returns)
 
 
 def eval_loader(dataset: Dataset, batch_size: int, num_workers: int, info: DistInfo) -> DataLoader:
@@ -181,6 +182,7 @@ class Trainer:
             "rng": rng_state(),
             "step": self.state.step,
             "best_miou": self.state.best_miou,
+            "last_eval": self.state.last_eval,
             **self.extra_state,
         }
 
@@ -199,7 +201,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        self.state = TrainState(step=int(state["step"]), best_miou=float(state["best_miou"]))
+        self.state = TrainState(int(state["step"]), float(state["best_miou"]), state.get("last_eval"))
         self.load_extra_state(state)
         self.logger.rewind(self.state.step)
         log.info("resumed from %s at step %d/%d", path, self.state.step, self.total_steps)
@@ -251,6 +253,7 @@ class Trainer:
         is_best = summary["miou"] > self.state.best_miou
         if is_best:
             self.state.best_miou = summary["miou"]
+        self.state.last_eval = summary
         log.info(
             "eval step %d: mIoU %.2f (best %.2f)  %s",
             self.state.step,
@@ -268,7 +271,7 @@ class Trainer:
 
         A stop signal (``dilnas.signals``) saves ``last.pt`` at the next step boundary and then either
         raises ``RunInterrupted`` or hands the signal to the job scheduler's handler."""
-        summary: dict[str, Any] = {}
+        summary: dict[str, Any] = dict(self.state.last_eval or {})  # a finished run resumed returns it again
         started, start_step = time.monotonic(), self.state.step
         eval_every = self.config.eval_every_epochs * self.steps_per_epoch
         try:

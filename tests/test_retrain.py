@@ -92,6 +92,11 @@ def test_run_directory_and_eval_only(tmp_path):
     assert refused.returncode == 2
     assert "already holds a run" in refused.stderr and "resume=true" in refused.stderr
 
+    finished = retrain(run_dir, "trainer.max_steps=8", "resume=true")  # e.g. a whole sweep resubmitted
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip().splitlines()[-1] == result.stdout.strip().splitlines()[-1]  # same mIoU
+    assert [r["step"] for r in records(run_dir, "eval")] == [8]  # nothing trained or evaluated again
+
 
 @pytest.mark.slow
 def test_sigkill_then_resume_ends_with_the_same_weights(tmp_path):

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,32 +141,45 @@ def test_sigkill_then_resume_ends_with_the_same_logits_and_arch(tmp_path, refere
     assert_same_search(run_dir, reference_search)
 
 
-def submitit_task(sweep_dir: Path) -> int:
-    """The pid of the process that runs the submitit job of ``sweep_dir`` (Linux /proc)."""
+def submitit_task(cwd: Path) -> int:
+    """The pid of the process that runs a submitit job started in ``cwd`` (Linux /proc)."""
     for entry in Path("/proc").iterdir():
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"submitit.core._submit" in argv and (entry / "cwd").resolve() == cwd.resolve():
+                return int(entry.name)
         except OSError:  # not a process, or it has just ended
             continue
-        if b"submitit.core._submit" in argv and any(str(sweep_dir).encode() in arg for arg in argv):
-            return int(entry.name)
-    pytest.fail(f"no submitit job process for {sweep_dir}")
+    pytest.fail(f"no submitit job process in {cwd}")
+
+
+def only_sweep_dir(cwd: Path, timeout: float = 120) -> Path:
+    """The one timestamped sweep directory under ``cwd/runs/sweeps`` (waits for the sweep to create it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list((cwd / "runs" / "sweeps").glob("*"))
+        if found:
+            assert len(found) == 1, found
+            return found[0]
+        time.sleep(0.05)
+    pytest.fail(f"no sweep directory under {cwd} after {timeout} s")
 
 
 @pytest.mark.slow
 def test_preempted_submitit_job_is_requeued_and_resumes_in_its_own_run_directory(tmp_path, reference_search):
     """The SLURM requeue path, run through submitit's local executor: SIGUSR2 (submitit's preemption signal)
     saves a checkpoint at the next step, submitit requeues the job, and the requeued job (resume=true, as
-    +experiment=slurm sets it) continues in the same run directory to the same result as an uninterrupted run."""
-    sweep_dir = tmp_path / "sweep"
+    +experiment=slurm sets it) finds its run directory under the default timestamped sweep directory and
+    continues there to the same result as an uninterrupted run."""
     sweep = subprocess.Popen(
         command("dilnas.search", "-m", "hydra/launcher=submitit_local", "resume=true", *SEARCH_RUN,
-                *RESUME_BUDGET, f"hydra.sweep.dir={sweep_dir}"),
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                *RESUME_BUDGET),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
     )  # fmt: skip
+    sweep_dir = only_sweep_dir(tmp_path)
     run_dir = sweep_dir / "0"
     wait_for_step(sweep, run_dir, 6)
-    os.kill(submitit_task(sweep_dir), signal.SIGUSR2)
+    os.kill(submitit_task(tmp_path), signal.SIGUSR2)
     _, stderr = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, stderr[-3000:]
 
@@ -175,6 +189,9 @@ def test_preempted_submitit_job_is_requeued_and_resumes_in_its_own_run_directory
     assert saved and 6 <= int(saved[1]) < 24, log_text[-3000:]
     assert "Requeued job" in log_text
     assert f"resumed from {run_dir / 'checkpoints' / 'last.pt'} at step {saved[1]}/24" in log_text
+    assert (
+        only_sweep_dir(tmp_path) == sweep_dir
+    )  # the requeued job did not start a sweep directory of its own
     assert_same_search(run_dir, reference_search)
     assert len(json.loads((sweep_dir / "summary.json").read_text())["runs"]) == 1
 
