@@ -8,6 +8,7 @@ exit status 2, without a traceback; a run stopped by a signal after saving its c
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -49,16 +50,21 @@ def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], A
         except RunInterrupted as error:
             print(f"{program}: {error}", file=sys.stderr)
             sys.exit(error.exit_status)
+        except BrokenPipeError:
+            # The reader went away (`dilnas-info ... | head`): stop quietly, as Unix tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            sys.exit(1)
 
     hydra_main = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(guarded)
 
     def main() -> Any:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            return hydra_main()
+        full_report = os.environ.get("HYDRA_FULL_ERROR") == "1"
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing, and we word the error
         try:
             return hydra_main()
         except CompactHydraException as error:
+            if full_report:
+                raise
             fail(program, one_line_hydra_error(error))
 
     return main
@@ -81,7 +87,8 @@ def one_line_hydra_error(error: CompactHydraException) -> str:
 def typed_config(cfg: DictConfig, schema: type[T]) -> T:
     """Validate a composed config against its dataclass schema and return the dataclass.
 
-    Compose already checks types and keys; this catches what slips past it (``???`` values left unset).
+    Compose already checks types and keys; this catches what slips past it (``???`` values left unset, keys
+    added with ``+`` that no schema declares).
     """
     try:
         obj = OmegaConf.to_object(cfg)
@@ -92,4 +99,25 @@ def typed_config(cfg: DictConfig, schema: type[T]) -> T:
         raise UserError(f"invalid config value at {error.full_key!r}: {error.msg}") from None
     if not isinstance(obj, schema):
         raise UserError(f"config does not match {schema.__name__}")
+    unknown = unknown_keys(cfg)
+    if unknown:
+        raise UserError(f"unknown config key {unknown[0]!r} (added with '+'?): not a setting of this command")
     return obj
+
+
+def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Keys that a ``+key=value`` override added but no dataclass schema declares (Hydra accepts them and
+    ``OmegaConf.to_object`` drops them silently, so a typo would go unnoticed)."""
+    object_type = OmegaConf.get_type(node)
+    fields = (
+        {f.name for f in dataclasses.fields(object_type)} if dataclasses.is_dataclass(object_type) else None
+    )
+    found = []
+    for key in node:
+        path = f"{prefix}{key}"
+        if fields is not None and key not in fields:
+            found.append(path)
+            continue
+        if not OmegaConf.is_missing(node, key) and isinstance(child := node[key], DictConfig):
+            found += unknown_keys(child, f"{path}.")
+    return found

@@ -100,6 +100,8 @@ def test_info_requires_arch():
             ["Could not find 'data/nope'", "choose one of: camvid, cityscapes, synthetic"],
         ),
         ("dilnas.search", "search=nope", ["Could not find 'search/nope'", "choose one of: default"]),
+        ("dilnas.info", "+bogus=1", ["unknown config key 'bogus'"]),
+        ("dilnas.retrain", "+optim.lrr=0.1", ["unknown config key 'optim.lrr'"]),
     ],
 )
 def test_hydra_compose_errors_are_one_line(module, override, fragments):
@@ -161,3 +163,16 @@ def test_bench_search_json():
     assert [row["mode"] for row in rows] == ["fixed (derived)", "supernet softmax", "supernet gumbel"]
     assert rows[0]["time_ratio"] == 1.0 and all(row["memory_mb"] > 0 for row in rows)
     assert rows[1]["memory_ratio"] >= rows[2]["memory_ratio"]  # softmax keeps every candidate's output
+
+
+def test_a_reader_that_goes_away_is_a_quiet_exit():
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `dilnas-info ... | head -0`
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "dilnas.info", f"arch={EXP48_PATH}", "format=json"],
+            cwd=REPO, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1 and result.stderr == ""

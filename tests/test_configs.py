@@ -10,7 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from dilnas import config as schemas
-from dilnas.cli import CONF_DIR
+from dilnas.cli import CONF_DIR, typed_config
 
 PRIMARY = {
     "info": (schemas.InfoConfig, ["arch=x.json"]),
@@ -20,6 +20,7 @@ PRIMARY = {
     "search": (schemas.SearchRunConfig, []),
     "export": (schemas.ExportConfig, ["run_dir=r"]),
     "plot": (schemas.PlotConfig, ["run_dir=r"]),
+    "report": (schemas.ReportConfig, ["sweep_dir=s"]),
 }
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 
@@ -35,7 +36,7 @@ def hydra_conf():
 @pytest.mark.parametrize("name", sorted(PRIMARY))
 def test_primary_configs_compose(name):
     schema, overrides = PRIMARY[name]
-    assert isinstance(OmegaConf.to_object(compose(config_name=name, overrides=overrides)), schema)
+    assert isinstance(typed_config(compose(config_name=name, overrides=overrides), schema), schema)
 
 
 @pytest.mark.parametrize("data", ["synthetic", "cityscapes", "camvid"])
@@ -49,7 +50,7 @@ def test_experiment_presets_compose(experiment):
     cfg = compose(
         config_name="retrain", overrides=["arch=x.json", "data.root=/data", f"+experiment={experiment}"]
     )
-    assert isinstance(OmegaConf.to_object(cfg), schemas.RetrainConfig)
+    assert isinstance(typed_config(cfg, schemas.RetrainConfig), schemas.RetrainConfig)
 
 
 def test_paper_recipe_defaults():
