@@ -208,3 +208,34 @@ def test_eval_only_with_a_checkpoint_that_does_not_fit(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "other.pt: does not fit tiny_rate1" in lines[0]
+
+
+def worker_pid(run_dir: Path, rank: int) -> int:
+    """The pid of the torchrun worker of ``rank`` whose command line names ``run_dir`` (Linux /proc)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # not a process, or it has just ended
+            continue
+        if f"hydra.run.dir={run_dir}".encode() in argv and f"RANK={rank}".encode() in environ:
+            return int(entry.name)
+    pytest.fail(f"no rank {rank} worker for {run_dir}")
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_ddp_rank_stops_every_rank_at_the_same_step(tmp_path):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519",
+         "-m", "dilnas.retrain", *TINY_RUN, "trainer.max_steps=400", f"hydra.run.dir={run_dir}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    wait_for_step(process, run_dir, 3)
+    os.kill(worker_pid(run_dir, 1), signal.SIGTERM)  # rank 1 only: rank 0 learns it through the all-reduce
+    _, stderr = process.communicate(timeout=120)  # no rank left waiting in a collective
+    assert process.returncode != 0
+    step = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    assert 3 <= step < 400
+    stopped = [line for line in stderr.splitlines() if line.startswith("dilnas-retrain: stopped by SIGTERM")]
+    assert len(stopped) == 2 and all(f"at step {step};" in line for line in stopped), stderr[-3000:]
