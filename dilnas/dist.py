@@ -31,7 +31,9 @@ class DistInfo:
 
 
 def init_distributed(device_type: str) -> DistInfo:
-    """Join the process group that ``torchrun`` describes in the environment (NCCL on CUDA, gloo on CPU)."""
+    """Join the process group that ``torchrun`` (or a submitit job with several tasks) describes in the
+    environment (NCCL on CUDA, gloo on CPU)."""
+    export_submitit_tasks()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return DistInfo()
@@ -41,6 +43,17 @@ def init_distributed(device_type: str) -> DistInfo:
             torch.cuda.set_device(info.local_rank)
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return info
+
+
+def export_submitit_tasks() -> None:
+    """In a submitit job with several tasks (``hydra.launcher.tasks_per_node=N``), one DDP rank per task:
+    export the ``torchrun`` variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) from the job."""
+    if "WORLD_SIZE" in os.environ or not os.environ.get("SUBMITIT_EXECUTOR"):
+        return
+    import submitit  # installed: SUBMITIT_EXECUTOR is set only inside a submitit job
+
+    if submitit.JobEnvironment().num_tasks > 1:
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
 
 
 def resolve_device(choice: str) -> torch.device:

@@ -294,15 +294,7 @@ class Trainer:
                             self.save("last.pt")
                         signum = stop.pending(self.info, self.device)
                         if signum and not finished:
-                            self.save("last.pt")
-                            self.logger.flush()
-                            log.warning(
-                                "%s: saved %s at step %d",
-                                signal.Signals(signum).name,
-                                self.checkpoint_dir / "last.pt",
-                                step,
-                            )
-                            stop.hand_over(signum, step, self.checkpoint_dir / "last.pt")
+                            self._save_and_hand_over(stop, signum)
                         if finished:
                             break
                     else:
@@ -311,6 +303,14 @@ class Trainer:
         finally:
             self.logger.close()
         return summary
+
+    def _save_and_hand_over(self, stop: StopSignals, signum: int) -> None:
+        checkpoint = self.checkpoint_dir / "last.pt"
+        self.save(checkpoint.name)
+        self.logger.flush()
+        if self.info.is_main:
+            log.warning("%s: saved %s at step %d", signal.Signals(signum).name, checkpoint, self.state.step)
+        stop.hand_over(signum, self.state.step, checkpoint, self.info)
 
     def _log_progress(self, loss: float, epoch: int, started: float, start_step: int) -> None:
         step = self.state.step

@@ -69,14 +69,18 @@ class StopSignals:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return int(flag.item())
 
-    def hand_over(self, signum: int, step: int, checkpoint: Path) -> None:
+    def hand_over(self, signum: int, step: int, checkpoint: Path, info: DistInfo) -> None:
         """Call once the checkpoint is saved: pass ``signum`` to its previous handler (which may requeue and
-        exit, or return to let training continue), or raise :class:`RunInterrupted` if there was none."""
+        exit, or return to let training continue), or raise :class:`RunInterrupted` if there was none.
+
+        With several ranks every rank stops: rank 0 hands the signal over (submitit requeues from rank 0
+        only), and a handler that returns cannot keep one rank training while another has left."""
         self.received = 0
         previous = self._previous.get(signum, signal.SIG_DFL)
-        if callable(previous):
+        if callable(previous) and info.is_main:
             previous(signum, None)
-            return
+            if not info.enabled:
+                return
         raise RunInterrupted(signum, step, checkpoint)
 
     def __exit__(self, *exc: object) -> None:

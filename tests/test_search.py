@@ -141,16 +141,18 @@ def test_sigkill_then_resume_ends_with_the_same_logits_and_arch(tmp_path, refere
     assert_same_search(run_dir, reference_search)
 
 
-def submitit_task(cwd: Path) -> int:
-    """The pid of the process that runs a submitit job started in ``cwd`` (Linux /proc)."""
+def submitit_tasks(cwd: Path, count: int = 1) -> list[int]:
+    """The pids of the ``count`` task processes of a submitit job started in ``cwd`` (Linux /proc)."""
+    found = []
     for entry in Path("/proc").iterdir():
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             if b"submitit.core._submit" in argv and (entry / "cwd").resolve() == cwd.resolve():
-                return int(entry.name)
+                found.append(int(entry.name))
         except OSError:  # not a process, or it has just ended
             continue
-    pytest.fail(f"no submitit job process in {cwd}")
+    assert len(found) == count, f"{len(found)} submitit task processes in {cwd}, expected {count}"
+    return found
 
 
 def only_sweep_dir(cwd: Path, timeout: float = 120) -> Path:
@@ -179,7 +181,8 @@ def test_preempted_submitit_job_is_requeued_and_resumes_in_its_own_run_directory
     sweep_dir = only_sweep_dir(tmp_path)
     run_dir = sweep_dir / "0"
     wait_for_step(sweep, run_dir, 6)
-    os.kill(submitit_task(tmp_path), signal.SIGUSR2)
+    (task,) = submitit_tasks(tmp_path)
+    os.kill(task, signal.SIGUSR2)
     _, stderr = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, stderr[-3000:]
 
@@ -194,6 +197,33 @@ def test_preempted_submitit_job_is_requeued_and_resumes_in_its_own_run_directory
     )  # the requeued job did not start a sweep directory of its own
     assert_same_search(run_dir, reference_search)
     assert len(json.loads((sweep_dir / "summary.json").read_text())["runs"]) == 1
+
+
+@pytest.mark.slow
+def test_a_submitit_job_with_two_tasks_trains_ddp_and_resumes_after_preemption(tmp_path):
+    """hydra.launcher.tasks_per_node=2: one DDP rank per task (gloo here). SIGUSR2 reaches both tasks, as
+    SLURM signals every task of a job: both stop at the same step, rank 0 requeues, both resume."""
+    sweep = subprocess.Popen(
+        command("dilnas.search", "-m", "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2",
+                "resume=true", *SEARCH_RUN, *RESUME_BUDGET),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    sweep_dir = only_sweep_dir(tmp_path)
+    run_dir = sweep_dir / "0"
+    wait_for_step(sweep, run_dir, 3)  # 32 training images, 2 ranks x 8: 2 steps per epoch, 12 in all
+    for task in submitit_tasks(tmp_path, count=2):
+        os.kill(task, signal.SIGUSR2)
+    _, stderr = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, stderr[-3000:]
+
+    rank0, rank1 = (next(sweep_dir.glob(f".submitit/*/*_{rank}_log.out")).read_text() for rank in (0, 1))
+    saved = re.search(r"SIGUSR2: saved \S+ at step (\d+)", rank0)
+    assert saved and 3 <= int(saved[1]) < 12, rank0[-3000:]
+    assert "Requeued job" in rank0
+    for log_text in (rank0, rank1):
+        assert f"resumed from {run_dir / 'checkpoints' / 'last.pt'} at step {saved[1]}/12" in log_text
+    assert [r["step"] for r in records(run_dir, "train")] == list(range(1, 13))
+    assert load_arch(run_dir / "arch.json").gaps() == []
 
 
 @pytest.mark.slow

@@ -152,15 +152,23 @@ def test_stop_signals_defer_then_hand_over_to_the_previous_handler():
         with StopSignals() as stop:
             os.kill(os.getpid(), signal.SIGUSR2)  # recorded, not acted on: the loop saves first
             assert seen == [] and stop.pending(DistInfo(), torch.device("cpu")) == signal.SIGUSR2
-            stop.hand_over(signal.SIGUSR2, 7, Path("last.pt"))  # the scheduler's handler returns: go on
+            stop.hand_over(
+                signal.SIGUSR2, 7, Path("last.pt"), DistInfo()
+            )  # the scheduler's handler returns: go on
             assert seen == [signal.SIGUSR2] and stop.received == 0
 
             os.kill(os.getpid(), signal.SIGTERM)  # no handler before ours: the run stops
             with pytest.raises(
                 RunInterrupted, match=r"SIGTERM at step 9; saved last.pt; .*resume=true"
             ) as info:
-                stop.hand_over(stop.pending(DistInfo(), torch.device("cpu")), 9, Path("last.pt"))
+                stop.hand_over(stop.pending(DistInfo(), torch.device("cpu")), 9, Path("last.pt"), DistInfo())
             assert info.value.exit_status == 128 + signal.SIGTERM
+            # With several ranks all stop: rank 0 hands over (submitit requeues from there), the others do not.
+            for rank, handed_over in [(1, []), (0, [signal.SIGUSR2])]:
+                seen.clear()
+                with pytest.raises(RunInterrupted):
+                    stop.hand_over(signal.SIGUSR2, 11, Path("last.pt"), DistInfo(rank=rank, world_size=2))
+                assert seen == handed_over
         assert signal.getsignal(signal.SIGUSR2) is scheduler
         assert signal.getsignal(signal.SIGTERM) is originals[signal.SIGTERM]
     finally:
