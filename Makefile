@@ -4,8 +4,9 @@ PIP := $(PYTHON) -m pip --disable-pip-version-check
 
 .PHONY: setup demo test lint format
 
-# torch first: without CUDA, the CPU build 2.13.0 (a bare `torch` requirement would pull a CUDA build of
-# several GB). A torch that is already installed is kept; users bring their own (setup.cfg asks torch>=2.1).
+# torch first: without a GPU, torch==2.13.0 (a CPU wheel on our CI machines; a bare `torch` requirement would
+# pull a CUDA build of several GB). A torch that is already installed is kept; users bring their own
+# (setup.cfg asks torch>=2.1).
 setup:
 	@$(PYTHON) -c "import torch" 2>/dev/null || { \
 	  if command -v nvidia-smi >/dev/null 2>&1; then $(PIP) install "torch>=2.1"; \

@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
@@ -46,14 +48,13 @@ def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], A
         try:
             return task(cfg)
         except UserError as error:
+            discard_unused_run_dir()
             fail(program, error)
         except RunInterrupted as error:
             print(f"{program}: {error}", file=sys.stderr)
             sys.exit(error.exit_status)
-        except BrokenPipeError:
-            # The reader went away (`dilnas-info ... | head`): stop quietly, as Unix tools do.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-            sys.exit(1)
+        except BrokenPipeError:  # caught here too, or Hydra would log a failed job first
+            quiet_exit_on_closed_stdout()
 
     hydra_main = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(guarded)
 
@@ -66,8 +67,36 @@ def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], A
             if full_report:
                 raise
             fail(program, one_line_hydra_error(error))
+        except BrokenPipeError:  # e.g. `--help | head`: Hydra prints help and --cfg outside the task
+            quiet_exit_on_closed_stdout()
 
     return main
+
+
+def quiet_exit_on_closed_stdout() -> None:
+    """The reader of our output went away (`dilnas-info ... | head`): stop quietly, as Unix tools do."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+    sys.exit(1)
+
+
+def discard_unused_run_dir() -> None:
+    """Remove the run directory of a command that failed before writing anything into it.
+
+    Hydra creates it (with ``.hydra/`` and ``<job>.log``) before the command starts; a run that stopped on
+    bad input should not leave it behind. A directory holding anything else is left as it is, and so is the
+    working directory of the read-only commands; only rank 0 removes it.
+    """
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
+    hydra_files = {hydra_config.output_subdir, f"{hydra_config.job.name}.log"}
+    if (
+        os.environ.get("RANK", "0") != "0"
+        or not run_dir.is_dir()
+        or run_dir.resolve() == Path.cwd().resolve()
+    ):
+        return
+    if all(entry.name in hydra_files for entry in run_dir.iterdir()):
+        shutil.rmtree(run_dir)
 
 
 def one_line_hydra_error(error: CompactHydraException) -> str:

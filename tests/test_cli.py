@@ -104,11 +104,18 @@ def test_info_requires_arch():
         ("dilnas.retrain", "+optim.lrr=0.1", ["unknown config key 'optim.lrr'"]),
     ],
 )
-def test_hydra_compose_errors_are_one_line(module, override, fragments):
+def test_hydra_compose_errors_are_one_line(tmp_path, module, override, fragments):
     program = module.replace(".", "-")
-    result = run(module, f"arch={EXP48_PATH}", override)
+    result = run(module, f"arch={EXP48_PATH}", override, cwd=tmp_path)
     assert_one_line_error(result, program, *fragments)
     assert "_schema" not in result.stderr  # the dataclass schemas are not choices
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no run directory left behind
+
+
+def test_a_run_that_fails_on_bad_input_leaves_no_run_directory(tmp_path):
+    result = run("dilnas.retrain", "arch=nothere.json", cwd=tmp_path)
+    assert_one_line_error(result, "dilnas-retrain", "nothere.json: no such architecture file")
+    assert list((tmp_path / "runs" / "retrain").iterdir()) == []  # Hydra made one; it was removed
 
 
 def test_hydra_full_error_keeps_hydras_report():
@@ -165,12 +172,13 @@ def test_bench_search_json():
     assert rows[1]["memory_ratio"] >= rows[2]["memory_ratio"]  # softmax keeps every candidate's output
 
 
-def test_a_reader_that_goes_away_is_a_quiet_exit():
+@pytest.mark.parametrize("args", [["format=json"], ["--help"]])  # in the command, and in Hydra's own output
+def test_a_reader_that_goes_away_is_a_quiet_exit(args):
     read_end, write_end = os.pipe()
     os.close(read_end)  # like `dilnas-info ... | head -0`
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "dilnas.info", f"arch={EXP48_PATH}", "format=json"],
+            [sys.executable, "-m", "dilnas.info", f"arch={EXP48_PATH}", *args],
             cwd=REPO, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300,
         )  # fmt: skip
     finally:

@@ -34,7 +34,7 @@ def test_paper_schedules_field_of_view(exp48_dict, name, field_of_view):
 
 
 def test_exp30_predates_the_rule(exp48_dict):
-    # exp30 starts its stride-16 run with rate 4 where the bound is 3: a 1-pixel gap (REGSEG.md).
+    # exp30 starts its stride-16 run with rate 4 where the bound is 3: a 1-pixel gap (Gao, arXiv 2111.09957).
     spec = ArchSpec.from_dict(with_schedule(exp48_dict, SCHEDULES["exp30"]), allow_gaps=True)
     first = spec.gaps()[0]
     assert (first.rate, first.bound) == (4, 3)

@@ -89,7 +89,7 @@ def test_exp48_space_candidates(exp48_space):
     branches = exp48_space.branches
     assert [(b.block, b.branch) for b in branches] == [(index, 1) for index in range(5, 18)]
     assert branches[0].key == "block5.b1"
-    # k = 63, s = 16 before block 5 (REGSEG.md): bound 3.
+    # k = 63, s = 16 before block 5 (Gao, arXiv 2111.09957): bound 3.
     assert branches[0].bound == 3 and branches[0].candidates == (1, 2, 3)
     # Block 5 at its largest candidate 3: k = 63 + 2*3*16 = 159, bound 9.
     assert branches[1].bound == (63 + 2 * 3 * 16) // 16 == 9
