@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parent.parent
 PAPER = REPO / "experiments" / "regseg_paper"
 EXP48_PATH = PAPER / "exp48_decoder26.json"
 EXP53_PATH = PAPER / "exp53_decoder29.json"
-OFFICIAL_TSV = REPO.parent / "shared" / "reference" / "regseg_exp48_decoder26_official_state_dict.tsv"
+# Key and shape of every entry of the public RegSeg exp48_decoder26 checkpoint (from its state dict).
+OFFICIAL_TSV = REPO / "tests" / "data" / "regseg_exp48_decoder26_official_state_dict.tsv"
 
 # The dilation schedules of RegSeg's ablations (public reference implementation), 13 blocks at stride 16.
 SCHEDULES = {
