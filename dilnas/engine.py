@@ -25,6 +25,7 @@ from dilnas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_r
 from dilnas.config import LossConfig, OptimConfig, TrainerConfig
 from dilnas.dist import DistInfo, broadcast_object
 from dilnas.errors import UserError
+from dilnas.fileio import atomic_write_text
 from dilnas.losses import build_loss
 from dilnas.metrics import ConfusionMatrix
 from dilnas.sampling import ResumableDistributedSampler, SeededAugmentation
@@ -35,14 +36,18 @@ from dilnas.tblog import METRICS, RunLogger
 log = logging.getLogger("dilnas")
 
 
-def refuse_existing_run(run_dir: Path, resume: bool, info: DistInfo) -> None:
-    """A run directory that already holds a checkpoint is continued (``resume=true``) or left alone."""
+def start_run_dir(run_dir: Path, resume: bool, config_yaml: str, info: DistInfo) -> None:
+    """A run directory that already holds a checkpoint is continued (``resume=true``) or left alone; rank 0
+    creates it and writes ``config.yaml`` (the composed config, which ``dilnas-export`` reads back)."""
     last = run_dir / "checkpoints" / "last.pt"
     if broadcast_object(last.exists(), info) and not resume:
         raise UserError(
             f"{run_dir} already holds a run ({last}): pass resume=true to continue it, or choose another "
             "hydra.run.dir"
         )
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", config_yaml)
 
 
 class TrainingDiverged(UserError):
@@ -194,6 +199,7 @@ class Trainer:
         """Continue from ``checkpoints/last.pt`` when it exists; returns whether it did."""
         path = self.checkpoint_dir / "last.pt"
         if not path.exists():
+            log.info("resume=true but %s has no checkpoint yet: starting from step 0", self.run_dir)
             return False
         state = load_checkpoint(path)
         self.bare_model.load_state_dict(state["model"])
@@ -225,18 +231,19 @@ class Trainer:
         labels = labels.to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             loss = self.criterion(self.model(images), labels)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"non-finite loss ({loss.item()}) at step {self.state.step + 1}: stopped; the last good "
-                f"checkpoint is {self.checkpoint_dir / 'last.pt'} (try a lower optim.lr)"
-            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
         self.state.step += 1
-        return loss.item()
+        value = loss.item()  # the step's one host sync, after the whole step is queued
+        if not math.isfinite(value):  # the weights in memory are spoilt; nothing has been saved from them
+            raise TrainingDiverged(
+                f"non-finite loss ({value}) at step {self.state.step}: stopped; the last good "
+                f"checkpoint is {self.checkpoint_dir / 'last.pt'} (try a lower optim.lr)"
+            )
+        return value
 
     def measure(self) -> tuple[dict[str, Any], dict[str, float]]:
         """Evaluate: (summary with at least ``miou`` and ``iou``, scalars to log)."""

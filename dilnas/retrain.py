@@ -18,9 +18,9 @@ from dilnas.cli import hydra_command, typed_config
 from dilnas.config import RetrainConfig
 from dilnas.data.factory import build_dataset
 from dilnas.dist import run_distributed
-from dilnas.engine import Trainer, eval_loader, evaluate, refuse_existing_run
+from dilnas.engine import Trainer, eval_loader, evaluate, start_run_dir
 from dilnas.errors import UserError
-from dilnas.fileio import atomic_write_json, atomic_write_text
+from dilnas.fileio import atomic_write_json
 from dilnas.initialize import initialize_from
 from dilnas.regseg import RegSeg
 
@@ -79,10 +79,6 @@ def _run(config: RetrainConfig, device, info, run_dir: Path, cfg: DictConfig) ->
             config.init,
             f" (re-initialised {', '.join(reinitialised)})" if reinitialised else "",
         )
-    refuse_existing_run(run_dir, config.resume, info)
-    if info.is_main:
-        save_arch(spec, run_dir / "arch.json")
-        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
     trainer = Trainer(
         model,
         train_set,
@@ -98,8 +94,12 @@ def _run(config: RetrainConfig, device, info, run_dir: Path, cfg: DictConfig) ->
         info,
         extra_state={"arch": json.dumps(spec.to_dict(), sort_keys=True)},
     )
-    if config.resume and not trainer.resume():
-        log.info("resume=true but %s has no checkpoint yet: starting a new run", run_dir)
+    # The trainer checks its settings without touching the disk; only then is the run directory written.
+    start_run_dir(run_dir, config.resume, OmegaConf.to_yaml(cfg), info)
+    if info.is_main:
+        save_arch(spec, run_dir / "arch.json")
+    if config.resume:
+        trainer.resume()
     summary = trainer.fit()
     if info.is_main and summary:
         print(

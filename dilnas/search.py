@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -22,23 +21,15 @@ from dilnas.config import SearchRunConfig
 from dilnas.data.factory import build_dataset
 from dilnas.derive import derive_arch
 from dilnas.dist import run_distributed
-from dilnas.engine import refuse_existing_run
+from dilnas.engine import start_run_dir
 from dilnas.errors import UserError
 from dilnas.fileio import atomic_write_text
 from dilnas.sampling import split_indices
 from dilnas.search_loop import SearchTrainer
-from dilnas.space import SEARCH_SPACES_DIR, SPACE_COPY, load_space
+from dilnas.space import SPACE_COPY, load_space, space_path
 from dilnas.supernet import SuperNet
 
 log = logging.getLogger("dilnas")
-
-
-def space_file(name_or_path: str) -> Path:
-    return (
-        Path(name_or_path)
-        if name_or_path.endswith((".yaml", ".yml"))
-        else SEARCH_SPACES_DIR / f"{name_or_path}.yaml"
-    )
 
 
 def run(cfg: DictConfig) -> float:
@@ -63,11 +54,6 @@ def _run(config: SearchRunConfig, device, info, run_dir: Path, cfg: DictConfig) 
     if train_full.num_classes != space.base.num_classes:
         space = dataclasses.replace(space, base=space.base.with_num_classes(train_full.num_classes))
 
-    refuse_existing_run(run_dir, config.resume, info)
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(space_file(search.space), run_dir / SPACE_COPY)
-        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
     supernet = SuperNet(space, search.relaxation.value, search.shared_kernel)
     trainer = SearchTrainer(
         supernet,
@@ -85,8 +71,12 @@ def _run(config: SearchRunConfig, device, info, run_dir: Path, cfg: DictConfig) 
         config.data.num_workers,
         info,
     )
-    if config.resume and not trainer.resume():
-        log.info("resume=true but %s has no checkpoint yet: starting a new search", run_dir)
+    # The trainer checks its settings without touching the disk; only then is the run directory written.
+    start_run_dir(run_dir, config.resume, OmegaConf.to_yaml(cfg), info)
+    if info.is_main:
+        atomic_write_text(run_dir / SPACE_COPY, space_path(search.space).read_text(encoding="utf-8"))
+    if config.resume:
+        trainer.resume()
     summary = trainer.fit()
 
     probs = [p.tolist() for p in supernet.probabilities()]

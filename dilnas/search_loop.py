@@ -25,6 +25,7 @@ from dilnas.config import LossConfig, OptimConfig, Relaxation, SearchConfig, Tra
 from dilnas.derive import derive_rates
 from dilnas.dist import DistInfo
 from dilnas.engine import Trainer, TrainingDiverged, evaluate
+from dilnas.errors import UserError
 from dilnas.sampling import BatchStream, ResumableDistributedSampler, SeededAugmentation, _mix
 from dilnas.supernet import SuperNet
 from dilnas.tblog import METRICS
@@ -61,6 +62,12 @@ class SearchTrainer(Trainer):
         heldout_sampler = ResumableDistributedSampler(
             len(heldout_train), _mix(seed, 1), self.info.rank, self.info.world_size
         )
+        if len(heldout_sampler) < trainer.batch_size:
+            raise UserError(
+                f"trainer.batch_size={trainer.batch_size} is larger than the {len(heldout_sampler)} held-out "
+                f"samples per process (search.heldout_fraction={search.heldout_fraction}): lower it, raise "
+                "search.heldout_fraction or add data"
+            )
         self.heldout = BatchStream(
             SeededAugmentation(heldout_train, _mix(seed, 1)), heldout_sampler, trainer.batch_size, num_workers
         )

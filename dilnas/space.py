@@ -147,18 +147,23 @@ def available_spaces() -> list[str]:
     return sorted(path.stem for path in SEARCH_SPACES_DIR.glob("*.yaml"))
 
 
-def load_space(name_or_path: str | os.PathLike) -> SearchSpace:
-    """A shipped space by name (``regseg_exp48``) or a ``.yaml``/``.yml`` file by path; UserError otherwise."""
+def space_path(name_or_path: str | os.PathLike) -> Path:
+    """The file of a shipped space by name (``regseg_exp48``) or a ``.yaml``/``.yml`` path as given."""
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")):
-        path = Path(text)
-    else:
-        path = SEARCH_SPACES_DIR / f"{text}.yaml"
-        if not re.fullmatch(r"[\w.-]+", text) or not path.is_file():
-            raise UserError(
-                f"unknown search space {text!r}; available: {', '.join(available_spaces()) or 'none'} "
-                "(or give the path of a .yaml file)"
-            )
+        return Path(text)
+    path = SEARCH_SPACES_DIR / f"{text}.yaml"
+    if not re.fullmatch(r"[\w.-]+", text) or not path.is_file():
+        raise UserError(
+            f"unknown search space {text!r}; available: {', '.join(available_spaces()) or 'none'} "
+            "(or give the path of a .yaml file)"
+        )
+    return path
+
+
+def load_space(name_or_path: str | os.PathLike) -> SearchSpace:
+    """A shipped space by name (``regseg_exp48``) or a ``.yaml``/``.yml`` file by path; UserError otherwise."""
+    path = space_path(name_or_path)
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:

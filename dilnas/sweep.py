@@ -164,11 +164,11 @@ def read_overrides(run_dir: Path, arch: ArchSpec) -> list[str]:
     return [str(item) for item in overrides] if isinstance(overrides, list) else []
 
 
-def _run_space(run_dir: Path, arch: ArchSpec, arch_path: Path) -> tuple[str, str | None]:
-    """(digest, path of the space file or None): the run's space.yaml, else the digest in arch.json."""
+def _run_space(run_dir: Path, arch: ArchSpec, arch_path: Path) -> tuple[str, SearchSpace | None]:
+    """(digest, space or None): the run's space.yaml, else only the digest recorded in arch.json."""
     if (run_dir / SPACE_COPY).is_file():
         space = load_space(run_dir / SPACE_COPY)
-        return space.digest, str(run_dir / SPACE_COPY)
+        return space.digest, space
     digest = (arch.search or {}).get("space_digest")
     if not isinstance(digest, str):
         raise UserError(
@@ -210,7 +210,7 @@ def collect_runs(sweep_dir: Path) -> tuple[SearchSpace, list[RunSummary]]:
     first: tuple[str, str] | None = None  # (run, digest)
     for run_dir, arch in archs:
         label = run_dir.relative_to(sweep_dir).as_posix()
-        digest, space_path = _run_space(run_dir, arch, run_dir / ARCH_NAME)
+        digest, run_space = _run_space(run_dir, arch, run_dir / ARCH_NAME)
         if first is None:
             first = (label, digest)
         elif digest != first[1]:
@@ -218,8 +218,8 @@ def collect_runs(sweep_dir: Path) -> tuple[SearchSpace, list[RunSummary]]:
                 f"runs {first[0]} and {label} searched different spaces (digest {first[1][:12]} vs "
                 f"{digest[:12]}); summarise one search space at a time"
             )
-        if space is None and space_path is not None:
-            space = load_space(space_path)
+        if space is None:
+            space = run_space
     if space is None:  # no run kept its space.yaml: a shipped space of the same digest will do
         name = (archs[0][1].search or {}).get("space", "")
         space = load_space(str(name)) if isinstance(name, str) and name else None

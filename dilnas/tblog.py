@@ -16,62 +16,78 @@ METRICS = "metrics.jsonl"
 
 
 class RunLogger:
-    """TensorBoard under ``<run_dir>/tb`` and JSON-lines files in ``<run_dir>`` (one object per record)."""
+    """TensorBoard under ``<run_dir>/tb`` and JSON-lines files in ``<run_dir>`` (one object per record).
+
+    Nothing touches the disk before the first record, so a run that fails while it is being set up leaves
+    no log files behind."""
 
     def __init__(self, run_dir: str | os.PathLike, enabled: bool = True, jsonl: Sequence[str] = (METRICS,)):
         self.enabled = enabled
         self.run_dir = Path(run_dir)
+        self.jsonl = tuple(jsonl)
         self._writer = None
         self._files: dict[str, IO[str]] = {}
-        if enabled:
+
+    @property
+    def writer(self):
+        if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter  # imported lazily: slow, and rank 0 only
 
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             self._writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
-            self._files = {name: self._open(name) for name in jsonl}
+        return self._writer
 
-    def _open(self, name: str) -> IO[str]:
-        return open(self.run_dir / name, "a", encoding="utf-8")  # closed in close() and rewind()
+    def _file(self, name: str) -> IO[str]:
+        if name not in self.jsonl:
+            raise KeyError(f"{name}: not one of this logger's files {self.jsonl}")
+        if name not in self._files:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.run_dir / name, "a", encoding="utf-8")  # noqa: SIM115  (closed in close, rewind)
+            self._files[name] = handle
+        return self._files[name]
 
     def log(self, step: int, scalars: dict[str, float], **extra: Any) -> None:
         """Write ``scalars`` (tag -> value) at ``step``; ``extra`` fields go to the JSON line only."""
         if not self.enabled:
             return
         for tag, value in scalars.items():
-            self._writer.add_scalar(tag, value, step)
+            self.writer.add_scalar(tag, value, step)
         self.record(METRICS, {"step": step, "time": time.time(), **extra, **scalars})
 
     def record(self, name: str, record: dict[str, Any]) -> None:
         """One JSON line (with a ``step`` field) into ``<run_dir>/<name>``, without TensorBoard."""
         if self.enabled:
-            handle = self._files[name]
+            handle = self._file(name)
             handle.write(json.dumps(record, sort_keys=True) + "\n")
             handle.flush()
 
     def add_image(self, tag: str, image: Any, step: int) -> None:
         """An (H, W, 3) uint8 image."""
         if self.enabled:
-            self._writer.add_image(tag, image, step, dataformats="HWC")
+            self.writer.add_image(tag, image, step, dataformats="HWC")
 
     def rewind(self, max_step: int) -> None:
         """Forget JSON records after ``max_step``: a resumed run logs again the steps that its killed
         predecessor logged after its last checkpoint, and they must not appear twice."""
-        for name, handle in list(self._files.items()):
-            handle.close()
+        if not self.enabled:
+            return
+        for name in self.jsonl:
+            handle = self._files.pop(name, None)
+            if handle is not None:
+                handle.close()
             truncate_jsonl(self.run_dir / name, max_step)
-            self._files[name] = self._open(name)
 
     def flush(self) -> None:
         """Push buffered TensorBoard events to disk (the JSON lines are flushed as they are written)."""
-        if self.enabled:
+        if self._writer is not None:
             self._writer.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self._writer is not None:
             self._writer.close()
-            for handle in self._files.values():
-                handle.close()
-            self.enabled = False
+        for handle in self._files.values():
+            handle.close()
+        self._files.clear()
+        self.enabled = False
 
 
 def truncate_jsonl(path: str | os.PathLike, max_step: int) -> None:

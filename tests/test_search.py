@@ -270,6 +270,14 @@ def test_search_user_errors(tmp_path):
     )
     assert export.returncode == 2 and "not a dilnas-search run directory" in export.stderr
 
+    # Settings the trainer refuses are found before the run directory is written: nothing is left behind.
+    small = search(tmp_path / "small", "trainer.batch_size=16", "search.heldout_fraction=0.1")
+    assert small.returncode == 2 and small.stderr.strip().splitlines()[-1] == (
+        "dilnas-search: error: trainer.batch_size=16 is larger than the 6 held-out samples per process "
+        "(search.heldout_fraction=0.1): lower it, raise search.heldout_fraction or add data"
+    )
+    assert not (tmp_path / "small").exists()
+
 
 @pytest.mark.slow
 def test_multirun_sweep_writes_the_report(tmp_path):

@@ -14,6 +14,7 @@ from dilnas.data.common import (
     SegmentationDataset,
     check_split,
     label_lookup_table,
+    list_pairs,
     require_dir,
 )
 from dilnas.data.transforms import PairTransform
@@ -45,16 +46,7 @@ def _list_split(root: Path, split: str) -> list[tuple[Path, Path | None]]:
     image_dir, label_dir = root / split, root / f"{split}annot"
     require_dir(image_dir, layout)
     require_dir(label_dir, layout)
-    images = sorted(image_dir.glob("*.png"))
-    if not images:
-        raise DataError(f"{image_dir}: no images; expected {layout}")
-    files: list[tuple[Path, Path | None]] = []
-    for image in images:
-        label = label_dir / image.name
-        if not label.is_file():
-            raise DataError(f"{image}: no label; expected {label}")
-        files.append((image, label))
-    return files
+    return list_pairs(image_dir, "*.png", layout, lambda image: label_dir / image.name)
 
 
 class CamVidDataset(SegmentationDataset):

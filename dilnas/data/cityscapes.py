@@ -20,6 +20,7 @@ from dilnas.data.common import (
     SegmentationDataset,
     check_split,
     label_lookup_table,
+    list_pairs,
     require_dir,
 )
 from dilnas.data.transforms import PairTransform
@@ -74,18 +75,11 @@ def _list_split(root: Path, split: str) -> list[tuple[Path, Path | None]]:
     has_labels = split != "test"
     if has_labels:
         require_dir(label_dir, layout)
-    images = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
-    if not images:
-        raise DataError(f"{image_dir}: no images; expected {layout}")
-    files: list[tuple[Path, Path | None]] = []
-    for image in images:
-        label = None
-        if has_labels:
-            label = label_dir / image.parent.name / (image.name[: -len(IMAGE_SUFFIX)] + LABEL_SUFFIX)
-            if not label.is_file():
-                raise DataError(f"{image}: no label; expected {label}")
-        files.append((image, label))
-    return files
+
+    def label_of(image: Path) -> Path:
+        return label_dir / image.parent.name / (image.name[: -len(IMAGE_SUFFIX)] + LABEL_SUFFIX)
+
+    return list_pairs(image_dir, f"*/*{IMAGE_SUFFIX}", layout, label_of if has_labels else None)
 
 
 class CityscapesDataset(SegmentationDataset):

@@ -9,7 +9,7 @@ and what was expected.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +99,23 @@ def require_dir(path: Path, layout: str) -> None:
     """Raise a DataError naming ``path`` and the expected ``layout`` unless ``path`` is a directory."""
     if not path.is_dir():
         raise DataError(f"{path}: directory not found; expected {layout}")
+
+
+def list_pairs(
+    image_dir: Path, pattern: str, layout: str, label_of: Callable[[Path], Path] | None
+) -> list[tuple[Path, Path | None]]:
+    """(image, label) paths of the images matching ``pattern`` under ``image_dir``, sorted; ``label_of``
+    names each image's label, which must exist (``None``: a split without labels)."""
+    images = sorted(image_dir.glob(pattern))
+    if not images:
+        raise DataError(f"{image_dir}: no images; expected {layout}")
+    files: list[tuple[Path, Path | None]] = []
+    for image in images:
+        label = label_of(image) if label_of else None
+        if label is not None and not label.is_file():
+            raise DataError(f"{image}: no label; expected {label}")
+        files.append((image, label))
+    return files
 
 
 def check_split(dataset: str, split: str, allowed: Iterable[str], root: Path) -> None:
