@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dilnas.errors import UserError
+from dilnas.errors import InvalidFileError, UserError
 from dilnas.fileio import atomic_write_json
 from dilnas.fov import ReceptiveField
 
@@ -38,13 +38,10 @@ STRIDES = (1, 2)
 UPGRADES: dict[int, Callable[[dict], dict]] = {}
 
 
-class ArchError(UserError):
+class ArchError(InvalidFileError):
     """An architecture that cannot be built; lists every problem with its JSON path."""
 
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: invalid architecture: " + "; ".join(problems))
+    what = "architecture"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import subprocess
 from collections.abc import Sequence
@@ -101,12 +102,4 @@ def derive_arch(
         "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **(provenance or {}),
     }
-    return ArchSpec(
-        name=arch.name,
-        num_classes=arch.num_classes,
-        stem=arch.stem,
-        blocks=arch.blocks,
-        decoder=arch.decoder,
-        search=search,
-        provenance=stamp,
-    )
+    return dataclasses.replace(arch, search=search, provenance=stamp)

@@ -1,4 +1,4 @@
-"""The one exception type that command-line entry points turn into a one-line message."""
+"""The exception type that command-line entry points turn into a one-line message, and its kinds."""
 
 
 class UserError(Exception):
@@ -7,3 +7,14 @@ class UserError(Exception):
     Entry points print it as one line on stderr and exit with status 2, without a traceback.
     The message must name the file, field or value at fault and what is allowed.
     """
+
+
+class InvalidFileError(UserError):
+    """A file that cannot be used; lists every problem with its path inside the file."""
+
+    what = "file"
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: invalid {self.what}: " + "; ".join(problems))

@@ -26,7 +26,7 @@ import yaml
 from dilnas.arch import FORMAT as ARCH_FORMAT
 from dilnas.arch import SCHEMA_VERSION as ARCH_SCHEMA_VERSION
 from dilnas.arch import STRIDES, ArchError, ArchSpec, _join, _json_type
-from dilnas.errors import UserError
+from dilnas.errors import InvalidFileError, UserError
 from dilnas.fov import ReceptiveField, padding_fraction
 
 FORMAT = "dilnas.space"
@@ -46,13 +46,10 @@ _RULE = "r*s <= k at the largest reachable field of view"
 _DILATION_ALLOWED = "an integer rate >= 1, a list of candidate rates, auto, or {auto: true, max: M, step: S}"
 
 
-class SpaceError(UserError):
+class SpaceError(InvalidFileError):
     """A search space that cannot be used; lists every problem with its YAML path."""
 
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: invalid search space: " + "; ".join(problems))
+    what = "search space"
 
 
 @dataclass(frozen=True)
