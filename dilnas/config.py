@@ -283,3 +283,26 @@ class ReportConfig:
 
 
 ConfigStore.instance().store(name="report_schema", node=ReportConfig)
+
+
+# ---- ground truth --------------------------------------------------------------------------------
+class GridStage(str, Enum):
+    all = "all"  # write the architectures, retrain them, collect the table
+    write = "write"  # only write the architectures and print the multirun command
+    collect = "collect"  # only collect the finished runs into the table
+
+
+@dataclass
+class GridConfig:
+    """dilnas-grid: retrain every gapless architecture of a space (or a uniform sample) over seeds."""
+
+    space: str = "synthetic_tiny"  # a name in search_spaces/ or a path to a .yaml
+    out: str = MISSING  # grid directory: archs/, runs/, grid.json, ground_truth.csv
+    sample: int | None = None  # K architectures drawn uniformly; null: every gapless one
+    sample_seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # retraining seeds
+    retrain: list[str] = field(default_factory=list)  # extra dilnas-retrain overrides (recipe, launcher)
+    stage: GridStage = GridStage.all
+
+
+ConfigStore.instance().store(name="grid_schema", node=GridConfig)

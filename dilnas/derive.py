@@ -1,17 +1,18 @@
-"""The deriver: a fixed architecture from a search's probabilities, decided block by block under the
-no-gap rule (a branch only takes rates that leave no gap given the rates already chosen before it).
+"""The deriver: a fixed architecture from a search's probabilities, decided jointly over all blocks under the
+no-gap rule (dynamic programming over blocks and field of view, ``best_gapless``).
 
-Rules:
-- ``argmax``: the most probable admissible rate;
-- ``expected``: the admissible rate nearest to the probability-weighted rate (ties: the smaller);
-- ``topk``: the largest rate among the ``k`` most probable admissible ones (favours field of view when
-  the top candidates are close).
+Rules, each the gapless assignment with the best total over the searchable branches:
+- ``argmax``: the highest sum of log-probabilities (the most probable gapless network);
+- ``expected``: the smallest total distance to each branch's probability-weighted rate (ties: smaller rates);
+- ``topk``: as many branches as possible on one of their ``k`` most probable rates, then the largest rates
+  (favours field of view when the top candidates are close).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,46 +20,42 @@ from typing import Any
 
 from dilnas import __version__
 from dilnas.arch import ArchSpec
+from dilnas.gapless import Score, best_gapless
 from dilnas.space import SearchSpace
 
 RULES = ("argmax", "expected", "topk")
 
 
-def choose_rate(
-    rates: Sequence[int], probs: Sequence[float], admissible: Sequence[int], rule: str, k: int = 2
-) -> int:
-    allowed = [(p, r) for r, p in zip(rates, probs, strict=True) if r in admissible]
+def branch_scores(rates: Sequence[int], probs: Sequence[float], rule: str, k: int = 2) -> list[Score]:
+    """What each candidate of one branch is worth under ``rule`` (higher is better, ties: the smaller rate).
+
+    - ``argmax``: its log-probability;
+    - ``expected``: minus its distance to the probability-weighted rate;
+    - ``topk``: first whether it is among the ``k`` most probable, then its rate, then its log-probability.
+    """
     if rule == "argmax":
-        return max(allowed, key=lambda pr: (pr[0], -pr[1]))[1]
+        return [(math.log(max(p, 1e-300)), -r) for r, p in zip(rates, probs, strict=True)]
     if rule == "expected":
         expected = sum(p * r for r, p in zip(rates, probs, strict=True))
-        return min((r for _, r in allowed), key=lambda r: (abs(r - expected), r))
+        return [(-abs(r - expected), -r) for r in rates]
     if rule == "topk":
-        top = sorted(allowed, key=lambda pr: (-pr[0], pr[1]))[: max(1, k)]
-        return max(r for _, r in top)
+        ranked = sorted(zip(probs, rates, strict=True), key=lambda pr: (-pr[0], pr[1]))
+        top = {r for _, r in ranked[: max(1, k)]}
+        return [(float(r in top), r, math.log(max(p, 1e-300))) for r, p in zip(rates, probs, strict=True)]
     raise ValueError(f"unknown derivation rule {rule!r}; allowed: {', '.join(RULES)}")
 
 
 def derive_rates(
     space: SearchSpace, probs: Sequence[Sequence[float]], rule: str = "argmax", k: int = 2
 ) -> list[int]:
-    """One rate per searchable branch, in the space's order."""
+    """One rate per searchable branch, in the space's order: the jointly best gapless assignment."""
     if rule not in RULES:
         raise ValueError(f"unknown derivation rule {rule!r}; allowed: {', '.join(RULES)}")
-    chosen: list[int] = [branch.candidates[0] for branch in space.branches]
-    by_block: dict[int, list[int]] = {}
-    for index, branch in enumerate(space.branches):
-        by_block.setdefault(branch.block, []).append(index)
-    field = space.base.stem_field()
-    for block_index, block in enumerate(space.base.blocks):
-        dilations = list(block.dilations)
-        for index in by_block.get(block_index, []):
-            branch = space.branches[index]
-            admissible = [r for r in branch.candidates if not field.leaves_gap(r)]
-            chosen[index] = choose_rate(branch.candidates, probs[index], admissible, rule, k)
-            dilations[branch.branch] = chosen[index]
-        field = field.through_dblock(block.stride, dilations)
-    return chosen
+    scores = [branch_scores(b.candidates, p, rule, k) for b, p in zip(space.branches, probs, strict=True)]
+    rates = best_gapless(space.base, space.branches, scores)
+    if rates is None:  # a loaded space always has one (unreachable candidates are refused at load)
+        raise ValueError(f"search space {space.name} has no gapless architecture")
+    return list(rates)
 
 
 def git_commit() -> str | None:

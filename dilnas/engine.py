@@ -59,6 +59,8 @@ class TrainState:
     step: int = 0
     best_miou: float = -1.0
     last_eval: dict[str, Any] | None = None  # the latest evaluation summary (what a finished run returns)
+    wall_seconds: float = 0.0  # training time so far, over every resume (the cost of the run)
+    cpu_seconds: float = 0.0  # CPU time of this process so far (all its threads), over every resume
 
 
 def eval_loader(dataset: Dataset, batch_size: int, num_workers: int, info: DistInfo) -> DataLoader:
@@ -150,6 +152,7 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
         self.state = TrainState()
+        self._clock: tuple[float, float] | None = None  # (wall, cpu) at the last tick of the run's cost
         self.logger = RunLogger(self.run_dir, enabled=self.info.is_main, jsonl=self.jsonl_files())
 
     # ---- hooks for subclasses (the search loop) ----------------------------------------------------
@@ -188,10 +191,12 @@ class Trainer:
             "step": self.state.step,
             "best_miou": self.state.best_miou,
             "last_eval": self.state.last_eval,
+            "cost": {"wall_seconds": self.state.wall_seconds, "cpu_seconds": self.state.cpu_seconds},
             **self.extra_state,
         }
 
     def save(self, name: str) -> None:
+        self._tick()
         if self.info.is_main:
             save_checkpoint(self.checkpoint_dir / name, self.checkpoint_state())
 
@@ -207,7 +212,14 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        self.state = TrainState(int(state["step"]), float(state["best_miou"]), state.get("last_eval"))
+        cost = state.get("cost", {})
+        self.state = TrainState(
+            int(state["step"]),
+            float(state["best_miou"]),
+            state.get("last_eval"),
+            float(cost.get("wall_seconds", 0.0)),
+            float(cost.get("cpu_seconds", 0.0)),
+        )
         self.load_extra_state(state)
         self.logger.rewind(self.state.step)
         log.info("resumed from %s at step %d/%d", path, self.state.step, self.total_steps)
@@ -253,10 +265,28 @@ class Trainer:
         scalars |= {f"val/iou/{name}": value for name, value in summary["iou"].items() if value is not None}
         return summary, scalars
 
+    def _tick(self) -> None:
+        """Add the time since the last tick to the run's cost (kept in the checkpoint)."""
+        wall, cpu = time.monotonic(), time.process_time()
+        if self._clock is not None:
+            self.state.wall_seconds += wall - self._clock[0]
+            self.state.cpu_seconds += cpu - self._clock[1]
+        self._clock = (wall, cpu)
+
     def run_evaluation(self) -> dict[str, Any]:
         summary, scalars = self.measure()
+        self._tick()
+        summary["wall_seconds"], summary["cpu_seconds"] = self.state.wall_seconds, self.state.cpu_seconds
         epoch = self.state.step / self.steps_per_epoch
-        self.logger.log(self.state.step, scalars, kind="eval", epoch=epoch)
+        self.logger.log(
+            self.state.step,
+            scalars,
+            kind="eval",
+            epoch=epoch,
+            final=self.state.step >= self.total_steps,  # the run's last evaluation: it has finished
+            wall_seconds=round(self.state.wall_seconds, 3),
+            cpu_seconds=round(self.state.cpu_seconds, 3),
+        )
         is_best = summary["miou"] > self.state.best_miou
         if is_best:
             self.state.best_miou = summary["miou"]
@@ -280,6 +310,8 @@ class Trainer:
         raises ``RunInterrupted`` or hands the signal to the job scheduler's handler."""
         summary: dict[str, Any] = dict(self.state.last_eval or {})  # a finished run resumed returns it again
         started, start_step = time.monotonic(), self.state.step
+        self._clock = None
+        self._tick()
         eval_every = self.config.eval_every_epochs * self.steps_per_epoch
         try:
             with StopSignals() as stop:

@@ -1,4 +1,5 @@
-"""Learning-rate schedule of RegSeg: linear warm-up from ``warmup_factor`` x lr, then poly decay, per iteration."""
+"""Learning-rate schedule of RegSeg, per iteration: poly decay, multiplied during the warm-up by a linear ramp
+from ``warmup_factor`` to 1 (the official schedule: ``lr * (1 - it/total)^power * (f + (1 - f) * it/warmup)``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import torch
 def warmup_poly_factor(
     step: int, total_steps: int, warmup_steps: int, warmup_factor: float, power: float
 ) -> float:
-    """Multiplier of the base lr at ``step`` (0-based)."""
+    """Multiplier of the base lr at ``step`` (0-based): the poly factor, times the warm-up ramp while it lasts."""
+    poly = max(0.0, 1.0 - step / max(1, total_steps)) ** power
     if step < warmup_steps:
         alpha = step / warmup_steps
-        return warmup_factor * (1 - alpha) + alpha
-    return max(0.0, 1.0 - step / max(1, total_steps)) ** power
+        return poly * (warmup_factor * (1 - alpha) + alpha)
+    return poly
 
 
 def warmup_poly_scheduler(

@@ -28,6 +28,7 @@ from dilnas.arch import SCHEMA_VERSION as ARCH_SCHEMA_VERSION
 from dilnas.arch import STRIDES, ArchError, ArchSpec, _join, _json_type
 from dilnas.errors import InvalidFileError, UserError
 from dilnas.fov import ReceptiveField, padding_fraction
+from dilnas.gapless import unreachable_candidates
 
 FORMAT = "dilnas.space"
 SCHEMA_VERSION = 1
@@ -230,6 +231,15 @@ class _SpaceParser:
         self.problems = _collapse_repeats(self.problems, repeats)
         if self.problems or base is None:
             raise SpaceError(self.source, self.problems)
+        for index, rate in unreachable_candidates(base, branches):
+            branch = branches[index]
+            self.problem(
+                f"blocks[{branch.block}].dilations[{branch.branch}]",
+                f"candidate {rate} is in no gapless network of this space (with it, a later block's rate "
+                "leaves a gap whatever the other branches choose); remove it",
+            )
+        if self.problems:
+            raise SpaceError(self.source, _collapse_repeats(self.problems, repeats))
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return SearchSpace(
             name=base.name,

@@ -6,8 +6,8 @@ A run is any directory at or below the sweep directory that holds ``arch.json``;
 still going (no ``metrics.jsonl`` or no evaluation yet) is listed with empty mIoU fields.
 
 ``report_sweep`` writes into the sweep directory ``summary.md``, ``summary.csv``, ``summary.json`` and
-``consensus_arch.json``: per searchable branch the rate most runs chose, decided block by block under the
-no-gap rule by the deriver (vote shares as probabilities, ``argmax``, ties to the smaller rate).
+``consensus_arch.json``: the gapless architecture the runs' votes favour most, decided jointly by the deriver
+(vote shares as probabilities, ``argmax``: the highest product of shares, ties to the smaller rates).
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def agreement(space: SearchSpace, runs: Sequence[RunSummary]) -> list[Agreement]
 
 
 def consensus_arch(space: SearchSpace, votes: Sequence[Agreement], runs: Sequence[RunSummary]) -> ArchSpec:
-    """The most chosen rate per branch, decided block by block under the no-gap rule by the deriver."""
+    """The gapless architecture the votes favour most (vote shares as probabilities, the joint argmax)."""
     arch = derive_arch(
         space,
         [vote.shares for vote in votes],
@@ -340,7 +340,7 @@ def _markdown(summary: dict[str, Any]) -> str:
         "## Consensus",
         "",
         f"Rates {' '.join(str(rate) for rate in consensus['rates'].values())}, field of view "
-        f"{consensus['field_of_view']} px, decided block by block under the no-gap rule: `{consensus['arch']}`.",
+        f"{consensus['field_of_view']} px, the gapless choice with the highest product of vote shares: `{consensus['arch']}`.",
         "",
     ]
     return "\n".join(lines)

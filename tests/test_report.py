@@ -144,16 +144,16 @@ def test_report_csv_and_markdown(sweep_dir):
 
 
 def test_consensus_obeys_the_no_gap_rule(tmp_path):
-    # block4.b1: 1 wins 3 to 2; block5.b1: 6 is most chosen, but only after block4.b1 = 2: with 1 it would
-    # leave a gap (the bound is 4), so the consensus takes the most chosen admissible rate (a tie of 2, 3, 4:
-    # the smallest).
+    # block4.b1: 1 wins 3 to 2; block5.b1: 6 is most chosen, but only after block4.b1 = 2 (with 1 it would
+    # leave a gap: the bound is 4). The consensus is the gapless pair with the highest product of vote shares:
+    # (2, 6) at 0.4 x 0.4 beats (1, 2|3|4) at 0.6 x 0.2, where a block-by-block choice would take (1, 2).
     root = tmp_path / "sweep"
     for seed, rates in enumerate([[2, 6], [2, 6], [1, 2], [1, 3], [1, 4]]):
         make_run(root, str(seed), rates, seed)
     summary = report_sweep(root)
     assert summary["agreement"]["block5.b1"]["rate"] == 6
     assert summary["agreement"]["block5.b1"]["share"] == pytest.approx(0.4)
-    assert summary["consensus"]["rates"] == {"block4.b1": 1, "block5.b1": 2}
+    assert summary["consensus"]["rates"] == {"block4.b1": 2, "block5.b1": 6}
     assert load_arch(root / "consensus_arch.json").gaps() == []
 
 

@@ -263,7 +263,8 @@ def test_search_user_errors(tmp_path):
     assert result.returncode == 2
     assert (
         result.stderr.strip().splitlines() == [result.stderr.strip()]
-        and "unknown search space 'nowhere'; available: regseg_exp48, synthetic_tiny" in result.stderr
+        and "unknown search space 'nowhere'; available: regseg_exp48, synthetic_deep, synthetic_tiny"
+        in result.stderr
     )
     export = subprocess.run(
         command("dilnas.export", f"run_dir={tmp_path}"), cwd=REPO, capture_output=True, text=True

@@ -188,11 +188,28 @@ def test_explicit_candidates_and_fixed_rates():
 def test_bounds_follow_the_largest_reachable_field():
     data = with_dilations([1, [1, 2]], repeat=1)
     data["blocks"].append(
-        {"stride": 1, "in_channels": 64, "out_channels": 64, "group_width": 8, "dilations": [1, [6]]}
+        {"stride": 1, "in_channels": 64, "out_channels": 64, "group_width": 8, "dilations": [1, [1, 6]]}
     )
     assert [b.bound for b in parse_space(data).branches] == [2, 6]  # (47 + 2*2*16) // 16
-    data["blocks"][5]["dilations"] = [1, [7]]
+    data["blocks"][5]["dilations"] = [1, [1, 7]]
     assert "candidate 7 is above the no-gap bound 6" in problems_of(data)
+
+
+def test_a_candidate_in_no_gapless_network_is_refused_at_load():
+    # Block 5 can only take 6 when block 4 took 2 (bound 6); with block 4 at 1 the bound is 4, so a later
+    # fixed need for 6 makes block 4's candidate 1 useless: the space names it instead of failing a search.
+    data = with_dilations([1, [1, 2]], repeat=1)
+    data["blocks"].append(
+        {"stride": 1, "in_channels": 64, "out_channels": 64, "group_width": 8, "dilations": [1, [6]]}
+    )
+    assert problems_of(data) == (
+        "space.yaml: invalid search space: blocks[4].dilations[1]: candidate 1 is in no gapless network of this space (with it, a later "
+        "block's rate leaves a gap whatever the other branches choose); remove it"
+    )
+    data["blocks"][5]["dilations"] = [1, 6]  # a fixed rate binds the same way
+    assert "blocks[4].dilations[1]: candidate 1 is in no gapless network" in problems_of(data)
+    data["blocks"][4]["dilations"] = [1, [2]]
+    assert parse_space(data).branches[0].candidates == (2,)
 
 
 # ---- validation messages ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dilnas.derive import choose_rate, derive_arch, derive_rates
+from dilnas.derive import branch_scores, derive_arch, derive_rates
 from dilnas.space import load_space
 from dilnas.supernet import SuperNet
 from tests.test_deploy import randomise_batchnorm
@@ -72,17 +72,21 @@ def test_weights_and_logits_are_kept_apart(space):
     assert arch | weights == {id(p) for p in supernet.parameters()}
 
 
-def test_derive_rules():
+def test_derive_rules_on_one_branch():
     rates, probs = [1, 2, 3, 4], [0.1, 0.4, 0.15, 0.35]
-    assert choose_rate(rates, probs, rates, "argmax") == 2
-    assert choose_rate(rates, probs, rates, "expected") == 3  # 2.75 -> 3
-    assert choose_rate(rates, probs, rates, "topk", k=2) == 4
-    assert choose_rate(rates, probs, [1, 2, 3], "topk", k=2) == 3  # 4 not admissible
+
+    def best(rule: str, k: int = 2) -> int:
+        return max(zip(branch_scores(rates, probs, rule, k), rates))[1]
+
+    assert best("argmax") == 2
+    assert best("expected") == 3  # 2.75 -> 3
+    assert best("topk", k=2) == 4  # the larger of the two most probable
+    assert best("topk", k=1) == 2
     with pytest.raises(ValueError, match="allowed: argmax, expected, topk"):
-        choose_rate(rates, probs, rates, "best")
+        branch_scores(rates, probs, "best")
 
 
-def test_derivation_respects_the_no_gap_rule_given_earlier_choices():
+def test_optimal_derivation_decides_blocks_jointly():
     space = load_space("regseg_exp48")
     # Every branch prefers its largest candidate, but block 6's 9 needs block 5 at 3: with block 5 forced
     # to 1 the field before block 6 is 63 + 32 = 95 px, bound 5.
@@ -91,7 +95,8 @@ def test_derivation_respects_the_no_gap_rule_given_earlier_choices():
     ]
     probs[1] = [0.0] * 8 + [1.0]
     rates = derive_rates(space, probs, "argmax")
-    assert rates[0] == 1 and rates[1] <= 5
+    # Jointly: 0.05 x 1.0 for (3, 9) beats 0.9 x 0.0 for (1, anything up to 5); greedy would take 1 first.
+    assert rates[:2] == [3, 9]
     arch = space.arch_with(rates)
     assert arch.gaps() == []
 

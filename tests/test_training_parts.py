@@ -52,12 +52,24 @@ def test_bootstrapped_ce_keeps_hard_pixels_or_the_top_k():
     assert easy.item() == pytest.approx(torch.nn.functional.softplus(torch.tensor(-10.0)).item(), rel=1e-3)
 
 
-def test_warmup_then_poly():
+def test_official_schedule_warmup_times_poly():
     factor = lambda step: warmup_poly_factor(step, 1000, 100, 0.1, 0.9)  # noqa: E731
     assert factor(0) == pytest.approx(0.1)
-    assert factor(50) == pytest.approx(0.55)
+    assert factor(50) == pytest.approx(0.55 * 0.95**0.9)
     assert factor(100) == pytest.approx(0.9**0.9)
     assert factor(1000) == 0.0
+
+
+def test_official_schedule_at_every_iteration_of_the_paper_recipe():
+    """lr(it) = lr * (1 - it/total)^0.9 * (0.1 + 0.9 * it/3000) for it < 3000, then lr * (1 - it/total)^0.9
+    (REGSEG.md, the official 1000-epoch Cityscapes schedule: 2975 images, batch 8, drop_last)."""
+    total, warmup = 1000 * (2975 // 8), 3000
+    for it in range(0, total + 1):
+        poly = (1 - it / total) ** 0.9
+        official = poly * (0.1 + 0.9 * it / warmup) if it < warmup else poly
+        assert warmup_poly_factor(it, total, warmup, 0.1, 0.9) == pytest.approx(
+            official, rel=1e-12, abs=1e-15
+        )
 
 
 def test_no_weight_decay_on_batchnorm():

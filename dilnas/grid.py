@@ -1,0 +1,50 @@
+"""``dilnas-grid``: the ground truth of a search space, every gapless architecture (or a uniform sample)
+retrained over seeds as one Hydra multirun of ``dilnas-retrain``, collected into ``ground_truth.csv``.
+
+    dilnas-grid space=synthetic_tiny out=runs/grid/tiny
+    dilnas-grid space=synthetic_deep sample=30 seeds=[0,1] out=runs/grid/deep \\
+        'retrain=[trainer.max_steps=300,hydra/launcher=local_parallel]'
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from dilnas.cli import hydra_command, typed_config
+from dilnas.config import GridConfig, GridStage
+from dilnas.errors import UserError
+from dilnas.ground_truth import TABLE, collect, read_manifest, retrain_command, write_grid, write_table
+from dilnas.space import load_space
+
+
+def run(cfg: DictConfig) -> None:
+    config = typed_config(cfg, GridConfig)
+    out = Path(config.out)
+    if not config.seeds:
+        raise UserError("seeds=[]: give at least one retraining seed, e.g. seeds=[0,1,2]")
+    if config.stage in (GridStage.all, GridStage.write):
+        space = load_space(config.space)
+        files = write_grid(space, out, config.sample, config.sample_seed)
+        command = retrain_command(out, files, config.seeds, config.retrain)
+        print(f"{space.name}: {len(files)} architectures x {len(config.seeds)} seeds in {out}")
+        if config.stage is GridStage.write:
+            print(shlex.join(command))
+            return
+        result = subprocess.run(command, check=False)
+        if result.returncode:
+            print(f"dilnas-grid: the retraining multirun exited with status {result.returncode}")
+    else:
+        read_manifest(out)
+    rows = collect(out)
+    path = write_table(rows, out / TABLE)
+    print(f"{path}: {len(rows)} finished runs")
+
+
+main = hydra_command("dilnas-grid", "grid", run)
+
+if __name__ == "__main__":
+    main()
