@@ -87,8 +87,8 @@ def retrain_command(
         "-m",
         "dilnas.retrain",
         "-m",
+        "seed=" + ",".join(str(seed) for seed in seeds),  # outermost: every architecture's first seed first
         "arch=" + ",".join(str(path) for path in arch_files),
-        "seed=" + ",".join(str(seed) for seed in seeds),
         "resume=true",
         f"hydra.sweep.dir={out_dir / RUNS_DIR}",
         *overrides,

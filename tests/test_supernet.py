@@ -76,7 +76,7 @@ def test_derive_rules_on_one_branch():
     rates, probs = [1, 2, 3, 4], [0.1, 0.4, 0.15, 0.35]
 
     def best(rule: str, k: int = 2) -> int:
-        return max(zip(branch_scores(rates, probs, rule, k), rates))[1]
+        return max(zip(branch_scores(rates, probs, rule, k), rates, strict=True))[1]
 
     assert best("argmax") == 2
     assert best("expected") == 3  # 2.75 -> 3
