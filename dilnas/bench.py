@@ -14,15 +14,15 @@ from collections.abc import Callable
 import torch
 from omegaconf import DictConfig
 
-from dilnas.arch import load_arch
+from dilnas.analysis.inference_bench import bench_inference, format_inference, rows_as_dicts
+from dilnas.analysis.search_bench import bench_search_step, format_search_rows
+from dilnas.analysis.search_bench import rows_as_dicts as search_rows_as_dicts
 from dilnas.cli import fail, hydra_command, typed_config
-from dilnas.config import BenchInferConfig, BenchSearchConfig, OutputFormat
-from dilnas.dist import resolve_device
-from dilnas.errors import UserError
-from dilnas.inference_bench import bench_inference, format_inference, rows_as_dicts
-from dilnas.search_bench import bench_search_step, format_search_rows
-from dilnas.search_bench import rows_as_dicts as search_rows_as_dicts
-from dilnas.space import load_space
+from dilnas.spec.arch import load_arch
+from dilnas.spec.options import BenchInferConfig, BenchSearchConfig, OutputFormat
+from dilnas.spec.space import load_space
+from dilnas.train.distributed import resolve_device
+from dilnas.utils.errors import UserError
 
 PROGRAM = "dilnas-bench"
 

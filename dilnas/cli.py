@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import shutil
 import sys
@@ -18,17 +19,43 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from dilnas.errors import UserError
-from dilnas.signals import RunInterrupted
+from dilnas.analysis.sweep_summary import report_sweep
+from dilnas.spec.options import SCHEMAS
+from dilnas.train.signals import RunInterrupted
+from dilnas.utils.errors import UserError
 
-SCHEMA_SUFFIX = "_schema"  # the ConfigStore names of our dataclass schemas (dilnas.config), not choices
+SCHEMA_SUFFIX = "_schema"  # the ConfigStore names of our dataclass schemas (dilnas.spec.options), not choices
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 T = TypeVar("T")
+log = logging.getLogger("dilnas")
+
+
+class SweepReport(Callback):
+    """A Hydra callback (``conf/search.yaml``): writes the sweep report when a ``dilnas-search -m`` multirun
+    ends (``dilnas.analysis.sweep_summary.report_sweep``)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            summary = report_sweep(sweep_dir)
+        except UserError as error:  # a failed job must not hide the others' results: say why, keep going
+            log.warning("sweep report skipped: %s", error)
+            return
+        log.info("sweep report: %s", ", ".join(str(sweep_dir / name) for name in summary["files"]))
+
+
+def register_schemas() -> None:
+    """Put the dataclass schemas (``dilnas.spec.options.SCHEMAS``) into Hydra's ConfigStore (idempotent)."""
+    store = ConfigStore.instance()
+    for name, group, node in SCHEMAS:
+        store.store(name=name, group=group, node=node)
 
 
 def fail(program: str, error: BaseException) -> None:
@@ -56,6 +83,7 @@ def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], A
         except BrokenPipeError:  # caught here too, or Hydra would log a failed job first
             quiet_exit_on_closed_stdout()
 
+    register_schemas()
     hydra_main = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(guarded)
 
     def main() -> Any:

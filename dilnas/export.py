@@ -9,13 +9,13 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from dilnas.arch import save_arch
-from dilnas.checkpoint import load_checkpoint
 from dilnas.cli import hydra_command, typed_config
-from dilnas.config import ExportConfig
-from dilnas.derive import derive_arch
-from dilnas.errors import UserError
-from dilnas.space import SPACE_COPY, load_space
+from dilnas.spec.arch import save_arch
+from dilnas.spec.derivation import derive_arch
+from dilnas.spec.options import ExportConfig
+from dilnas.spec.space import SPACE_COPY, load_space
+from dilnas.utils.checkpoints import load_checkpoint
+from dilnas.utils.errors import UserError
 
 
 def export_arch(config: ExportConfig) -> Path:

@@ -14,11 +14,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from dilnas.analysis.ground_truth import (
+    TABLE,
+    collect,
+    read_manifest,
+    retrain_command,
+    write_grid,
+    write_table,
+)
 from dilnas.cli import hydra_command, typed_config
-from dilnas.config import GridConfig, GridStage
-from dilnas.errors import UserError
-from dilnas.ground_truth import TABLE, collect, read_manifest, retrain_command, write_grid, write_table
-from dilnas.space import load_space
+from dilnas.spec.options import GridConfig, GridStage
+from dilnas.spec.space import load_space
+from dilnas.utils.errors import UserError
 
 
 def run(cfg: DictConfig) -> None:

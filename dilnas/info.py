@@ -6,11 +6,11 @@ import json
 
 from omegaconf import DictConfig
 
-from dilnas.arch import load_arch
-from dilnas.archinfo import arch_info, format_info
+from dilnas.analysis.arch_info import arch_info, format_info
 from dilnas.cli import hydra_command, typed_config
-from dilnas.config import InfoConfig, OutputFormat
-from dilnas.errors import UserError
+from dilnas.spec.arch import load_arch
+from dilnas.spec.options import InfoConfig, OutputFormat
+from dilnas.utils.errors import UserError
 
 
 def run(cfg: DictConfig) -> None:

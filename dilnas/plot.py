@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from dilnas.analysis.search_history import plot_evolution
 from dilnas.cli import hydra_command, typed_config
-from dilnas.config import PlotConfig
-from dilnas.evolution import plot_evolution
+from dilnas.spec.options import PlotConfig
 
 
 def run(cfg: DictConfig) -> None:

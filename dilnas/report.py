@@ -10,10 +10,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from dilnas.analysis.sweep_summary import agreement_table, report_sweep, run_table
 from dilnas.cli import hydra_command, typed_config
-from dilnas.config import ReportConfig
-from dilnas.sweep import agreement_table, report_sweep, run_table
-from dilnas.table import format_table
+from dilnas.spec.options import ReportConfig
+from dilnas.utils.tables import format_table
 
 
 def run(cfg: DictConfig) -> None:

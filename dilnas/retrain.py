@@ -12,17 +12,17 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from dilnas.arch import load_arch, save_arch
-from dilnas.checkpoint import load_checkpoint, seed_everything
 from dilnas.cli import hydra_command, typed_config
-from dilnas.config import RetrainConfig
 from dilnas.data.factory import build_dataset
-from dilnas.dist import run_distributed
-from dilnas.engine import Trainer, eval_loader, evaluate, start_run_dir
-from dilnas.errors import UserError
-from dilnas.fileio import atomic_write_json
-from dilnas.initialize import initialize_from
-from dilnas.regseg import RegSeg
+from dilnas.models.initialize import initialize_from
+from dilnas.models.regseg import RegSeg
+from dilnas.spec.arch import load_arch, save_arch
+from dilnas.spec.options import RetrainConfig
+from dilnas.train.distributed import run_distributed
+from dilnas.train.trainer import Trainer, eval_loader, evaluate, start_run_dir
+from dilnas.utils.checkpoints import load_checkpoint, seed_everything
+from dilnas.utils.errors import UserError
+from dilnas.utils.files import atomic_write_json
 
 log = logging.getLogger("dilnas")
 

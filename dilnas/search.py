@@ -14,20 +14,20 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Subset
 
-from dilnas.arch import save_arch
-from dilnas.checkpoint import seed_everything
 from dilnas.cli import hydra_command, typed_config
-from dilnas.config import SearchRunConfig
 from dilnas.data.factory import build_dataset
-from dilnas.derive import derive_arch
-from dilnas.dist import run_distributed
-from dilnas.engine import start_run_dir
-from dilnas.errors import UserError
-from dilnas.fileio import atomic_write_text
-from dilnas.sampling import split_indices
-from dilnas.search_loop import SearchTrainer
-from dilnas.space import SPACE_COPY, load_space, space_path
-from dilnas.supernet import SuperNet
+from dilnas.models.supernet import SuperNet
+from dilnas.spec.arch import save_arch
+from dilnas.spec.derivation import derive_arch
+from dilnas.spec.options import SearchRunConfig
+from dilnas.spec.space import SPACE_COPY, load_space, space_path
+from dilnas.train.distributed import run_distributed
+from dilnas.train.sampling import split_indices
+from dilnas.train.search_trainer import SearchTrainer
+from dilnas.train.trainer import start_run_dir
+from dilnas.utils.checkpoints import seed_everything
+from dilnas.utils.errors import UserError
+from dilnas.utils.files import atomic_write_text
 
 log = logging.getLogger("dilnas")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dilnas.arch import ArchSpec, load_arch
+from dilnas.spec.arch import ArchSpec, load_arch
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER = REPO / "experiments" / "regseg_paper"

@@ -12,16 +12,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
-from dilnas.arch import load_arch
-from dilnas.config import DataConfig, LossConfig, OptimConfig, SearchConfig, TrainerConfig
 from dilnas.data.factory import build_dataset
-from dilnas.dist import init_distributed, shutdown_distributed
-from dilnas.engine import Trainer
-from dilnas.regseg import RegSeg
-from dilnas.sampling import split_indices
-from dilnas.search_loop import SearchTrainer
-from dilnas.space import load_space
-from dilnas.supernet import SuperNet
+from dilnas.models.regseg import RegSeg
+from dilnas.models.supernet import SuperNet
+from dilnas.spec.arch import load_arch
+from dilnas.spec.options import DataConfig, LossConfig, OptimConfig, SearchConfig, TrainerConfig
+from dilnas.spec.space import load_space
+from dilnas.train.distributed import init_distributed, shutdown_distributed
+from dilnas.train.sampling import split_indices
+from dilnas.train.search_trainer import SearchTrainer
+from dilnas.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = DataConfig(

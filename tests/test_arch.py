@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from dilnas.arch import ArchError, ArchSpec, load_arch, save_arch
-from dilnas.errors import UserError
+from dilnas.spec.arch import ArchError, ArchSpec, load_arch, save_arch
+from dilnas.utils.errors import UserError
 
 
 def problems_of(data, **kwargs) -> list[str]:

@@ -9,8 +9,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from dilnas import config as schemas
-from dilnas.cli import CONF_DIR, typed_config
+from dilnas.cli import CONF_DIR, register_schemas, typed_config
+from dilnas.spec import options as schemas
 
 PRIMARY = {
     "info": (schemas.InfoConfig, ["arch=x.json"]),
@@ -21,12 +21,14 @@ PRIMARY = {
     "export": (schemas.ExportConfig, ["run_dir=r"]),
     "plot": (schemas.PlotConfig, ["run_dir=r"]),
     "report": (schemas.ReportConfig, ["sweep_dir=s"]),
+    "grid": (schemas.GridConfig, ["out=o"]),
 }
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 
 
 @pytest.fixture(autouse=True)
 def hydra_conf():
+    register_schemas()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         yield
@@ -101,3 +103,33 @@ def test_launcher_and_sweeper_presets_compose(overrides, target):
         assert cfg.resume is True and cfg.hydra.launcher.max_num_timeout == 5
     if "sweeper" in target:
         assert cfg.hydra.sweeper.direction == "maximize"
+
+
+def test_group_yaml_agrees_with_its_dataclass():
+    """One default per setting: the dataclass holds it. A group's default option restates nothing, and the
+    synthetic data's defaults are the same in the data schema, the data set's own config and the YAML."""
+    search = OmegaConf.load(Path(CONF_DIR) / "search" / "default.yaml")
+    assert set(search) == {"defaults"}, "search/default.yaml restates SearchConfig's defaults"
+    from dilnas.data.synthetic import SyntheticConfig
+
+    data, synthetic = schemas.DataConfig(), SyntheticConfig()
+    yaml = OmegaConf.load(Path(CONF_DIR) / "data" / "synthetic.yaml")
+    for key, field in [
+        ("image_size", "image_size"),
+        ("context_distance", "context_distance"),
+        ("frames_per_image", "frames_per_image"),
+        ("train_samples", "num_samples"),
+        ("val_samples", "val_samples"),
+        ("test_samples", "test_samples"),
+        ("seed", "seed"),
+    ]:
+        assert getattr(data, key) == getattr(synthetic, field), key
+        assert yaml.get(key, getattr(data, key)) == getattr(data, key), key
+    composed = OmegaConf.to_object(compose(config_name="search"))
+    assert composed.search == schemas.SearchConfig()
+
+
+def test_read_only_commands_share_one_hydra_preset():
+    for name in ("info", "bench_infer", "bench_search", "export", "plot", "report", "grid"):
+        text = (Path(CONF_DIR) / f"{name}.yaml").read_text()
+        assert "- hydra/read_only" in text and "output_subdir" not in text, name

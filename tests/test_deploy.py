@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from dilnas.deploy import deploy_model
-from dilnas.regseg import RegSeg
+from dilnas.models.deploy import deploy_model
+from dilnas.models.regseg import RegSeg
 
 
 def randomise_batchnorm(model: nn.Module, seed: int = 0) -> None:

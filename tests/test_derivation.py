@@ -11,17 +11,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from dilnas.arch import ArchSpec
-from dilnas.derive import RULES, branch_scores, derive_rates
-from dilnas.fov import ReceptiveField
-from dilnas.gapless import (
+from dilnas.spec.arch import ArchSpec
+from dilnas.spec.derivation import RULES, branch_scores, derive_rates
+from dilnas.spec.fov import ReceptiveField
+from dilnas.spec.gapless import (
     best_gapless,
     count_gapless,
     gapless_assignments,
     sample_gapless,
     unreachable_candidates,
 )
-from dilnas.space import load_space
+from dilnas.spec.space import load_space
 
 TRUNK = [  # the tiny synthetic network up to output stride 16
     {"stride": 2, "in_channels": 16, "out_channels": 24, "group_width": 8, "dilations": [1]},

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from dilnas.arch import ArchSpec
-from dilnas.fov import ReceptiveField, chain_field, first_gap
+from dilnas.spec.arch import ArchSpec
+from dilnas.spec.fov import ReceptiveField, chain_field, first_gap
 from tests.conftest import SCHEDULES, with_schedule
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dilnas.arch import load_arch
-from dilnas.errors import UserError
-from dilnas.official import (
+from dilnas.models.official import (
     CheckpointLayoutError,
     expected_official_shapes,
     from_official_state_dict,
     load_official_checkpoint,
     to_official_state_dict,
 )
-from dilnas.regseg import RegSeg
+from dilnas.models.regseg import RegSeg
+from dilnas.spec.arch import load_arch
+from dilnas.utils.errors import UserError
 from tests.conftest import EXP53_PATH, OFFICIAL_TSV
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dilnas.errors import UserError
-from dilnas.evolution import find_histories, load_history, plot_evolution
+from dilnas.analysis.search_history import find_histories, load_history, plot_evolution
+from dilnas.utils.errors import UserError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BRANCH_RATES = {"block4.b1": [1, 2], "block5.b1": [1, 2, 3, 4, 5, 6], "block6.b0": [1, 4]}

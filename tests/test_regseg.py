@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dilnas.arch import load_arch
-from dilnas.complexity import count_macs, count_parameters
-from dilnas.regseg import RegSeg
+from dilnas.analysis.complexity import count_macs, count_parameters
+from dilnas.models.regseg import RegSeg
+from dilnas.spec.arch import load_arch
 from tests.conftest import EXP53_PATH
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from dilnas.arch import load_arch, save_arch
-from dilnas.derive import derive_arch
-from dilnas.errors import UserError
-from dilnas.space import SEARCH_SPACES_DIR, load_space
-from dilnas.sweep import find_runs, read_metrics, report_sweep
+from dilnas.analysis.sweep_summary import find_runs, read_metrics, report_sweep
+from dilnas.spec.arch import load_arch, save_arch
+from dilnas.spec.derivation import derive_arch
+from dilnas.spec.space import SEARCH_SPACES_DIR, load_space
+from dilnas.utils.errors import UserError
 
 SPACE = load_space("synthetic_tiny")
 SPACE_FILE = SEARCH_SPACES_DIR / "synthetic_tiny.yaml"

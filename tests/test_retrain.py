@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dilnas.checkpoint import load_checkpoint
+from dilnas.utils.checkpoints import load_checkpoint
 from tests.conftest import REPO
 
 TINY = REPO / "experiments" / "synthetic" / "tiny_rate1.json"
@@ -201,7 +201,7 @@ def test_ddp_two_gloo_processes(tmp_path):
 
 
 def test_eval_only_with_a_checkpoint_that_does_not_fit(tmp_path):
-    from dilnas.checkpoint import save_checkpoint
+    from dilnas.utils.checkpoints import save_checkpoint
 
     path = save_checkpoint(tmp_path / "other.pt", {"model": {"stem.conv.weight": torch.zeros(1)}})
     result = retrain(tmp_path / "run", "eval_only=true", f"checkpoint={path}")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dilnas.arch import load_arch
-from dilnas.checkpoint import load_checkpoint
+from dilnas.spec.arch import load_arch
+from dilnas.utils.checkpoints import load_checkpoint
 from tests.test_retrain import ENV, REPO, records, wait_for_step
 
 SEARCH_RUN = [

@@ -9,12 +9,11 @@ import pytest
 import torch
 import yaml
 
-from dilnas.arch import ArchError, load_arch
-from dilnas.complexity import count_parameters
-from dilnas.errors import UserError
-from dilnas.fov import padding_fraction
-from dilnas.regseg import RegSeg
-from dilnas.space import (
+from dilnas.analysis.complexity import count_parameters
+from dilnas.models.regseg import RegSeg
+from dilnas.spec.arch import ArchError, load_arch
+from dilnas.spec.fov import padding_fraction
+from dilnas.spec.space import (
     SEARCH_SPACES_DIR,
     SearchSpace,
     SpaceError,
@@ -23,6 +22,7 @@ from dilnas.space import (
     load_space,
     parse_space,
 )
+from dilnas.utils.errors import UserError
 from tests.conftest import EXP48_PATH, REPO
 
 PAPER_RATES = [1, 2, 4, 4, 4, 4] + [14] * 7  # exp48; block 5 has a second branch at rate 1 in the space

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dilnas.derive import branch_scores, derive_arch, derive_rates
-from dilnas.space import load_space
-from dilnas.supernet import SuperNet
+from dilnas.models.supernet import SuperNet
+from dilnas.spec.derivation import branch_scores, derive_arch, derive_rates
+from dilnas.spec.space import load_space
 from tests.test_deploy import randomise_batchnorm
 
 
@@ -102,7 +102,7 @@ def test_optimal_derivation_decides_blocks_jointly():
 
 
 def test_derived_architecture_carries_search_and_provenance(space, tmp_path):
-    from dilnas.arch import load_arch, save_arch
+    from dilnas.spec.arch import load_arch, save_arch
 
     probs = [[1.0 / len(b.candidates)] * len(b.candidates) for b in space.branches]
     arch = derive_arch(space, probs, "argmax", provenance={"seed": 7})
@@ -115,7 +115,7 @@ def test_derived_architecture_carries_search_and_provenance(space, tmp_path):
 def test_batchnorm_recalibration_is_the_plain_average_over_the_batches():
     from torch import nn
 
-    from dilnas.search_loop import recalibrate_batchnorm
+    from dilnas.train.search_trainer import recalibrate_batchnorm
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 1, bias=False), nn.BatchNorm2d(4))

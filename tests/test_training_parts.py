@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from dilnas.arch import load_arch
-from dilnas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dilnas.dist import DistInfo
-from dilnas.errors import UserError
-from dilnas.initialize import initialize_from
-from dilnas.losses import BootstrappedCrossEntropy
-from dilnas.metrics import ConfusionMatrix
-from dilnas.official import to_official_state_dict
-from dilnas.regseg import RegSeg
-from dilnas.sampling import ResumableDistributedSampler, SeededAugmentation
-from dilnas.schedule import parameter_groups, warmup_poly_factor
-from dilnas.signals import RunInterrupted, StopSignals
+from dilnas.models.initialize import initialize_from
+from dilnas.models.official import to_official_state_dict
+from dilnas.models.regseg import RegSeg
+from dilnas.spec.arch import load_arch
+from dilnas.train.distributed import DistInfo
+from dilnas.train.losses import BootstrappedCrossEntropy
+from dilnas.train.metrics import ConfusionMatrix
+from dilnas.train.sampling import ResumableDistributedSampler, SeededAugmentation
+from dilnas.train.schedule import parameter_groups, warmup_poly_factor
+from dilnas.train.signals import RunInterrupted, StopSignals
+from dilnas.utils.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dilnas.utils.errors import UserError
 from tests.conftest import REPO
 
 TINY = REPO / "experiments" / "synthetic" / "tiny_rate1.json"

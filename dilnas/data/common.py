@@ -18,7 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from dilnas.data.transforms import IGNORE_INDEX, PairTransform
-from dilnas.errors import UserError
+from dilnas.utils.errors import UserError
 
 # Pillow label modes holding one integer per pixel ("P" gives palette indices, which is what we want).
 _LABEL_MODES = ("L", "P", "I", "I;16", "I;16L", "I;16B")

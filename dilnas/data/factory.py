@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
-from dilnas.config import DataConfig, DataName
 from dilnas.data.camvid import CamVidDataset
 from dilnas.data.cityscapes import CityscapesDataset
 from dilnas.data.synthetic import SyntheticConfig, SyntheticDataset
 from dilnas.data.transforms import eval_transform, train_transform
-from dilnas.errors import UserError
+from dilnas.spec.options import DataConfig, DataName
+from dilnas.utils.errors import UserError
 
 
 def synthetic_config(config: DataConfig) -> SyntheticConfig:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dilnas.errors import UserError
+from dilnas.utils.errors import UserError
 
 SPLITS = ("train", "val", "test")
 SPLIT_SIZES = {"train": "num_samples", "val": "val_samples", "test": "test_samples"}  # config fields
@@ -39,11 +39,11 @@ STATS_SAMPLES = 16  # train samples that fix the normalisation constants of a co
 class SyntheticConfig:
     """Everything that defines the synthetic data; two equal configs give identical data."""
 
-    image_size: int = 128  # square images
+    image_size: int = 224  # square images
     num_samples: int = 512  # train split
     val_samples: int = 128
     test_samples: int = 128
-    context_distance: int = 24  # half-size D of the frames: how far the deciding border lies
+    context_distance: int = 48  # half-size D of the frames: how far the deciding border lies
     size_jitter: float = 0.15  # half-sizes are drawn from D * [1 - jitter, 1 + jitter]
     frames_per_image: int = 4  # wanted; fewer are placed when no room is left after layout_tries layouts
     layout_tries: int = 8

@@ -12,7 +12,7 @@ from PIL import Image
 
 from dilnas.data.cityscapes import CityscapesDataset
 from dilnas.data.common import DataError
-from dilnas.errors import UserError
+from dilnas.utils.errors import UserError
 
 # The official cityscapesScripts table, written out independently of the module under test.
 OFFICIAL_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,

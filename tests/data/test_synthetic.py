@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -15,9 +16,9 @@ from dilnas.data.synthetic import (
     generate_sample,
     label_statistics,
 )
-from dilnas.errors import UserError
+from dilnas.utils.errors import UserError
 
-DEFAULT = SyntheticConfig()
+DEFAULT = SyntheticConfig(image_size=128, context_distance=24)  # small and quick
 FAR = SyntheticConfig(image_size=192, context_distance=40)
 
 
@@ -30,7 +31,10 @@ def expected_label(sample, size: int) -> np.ndarray:
 
 
 def test_same_seed_split_index_gives_identical_tensors():
-    first, second = SyntheticDataset(DEFAULT, "train"), SyntheticDataset(SyntheticConfig(), "train")
+    first, second = (
+        SyntheticDataset(DEFAULT, "train"),
+        SyntheticDataset(dataclasses.replace(DEFAULT), "train"),
+    )
     _ = second[7]  # order of access must not matter: each sample has its own generator
     for index in (0, 3, 511):
         image_a, label_a = first[index]
@@ -41,7 +45,7 @@ def test_same_seed_split_index_gives_identical_tensors():
 
 def test_splits_and_seeds_differ():
     images = [SyntheticDataset(DEFAULT, split)[0][0] for split in ("train", "val", "test")]
-    images.append(SyntheticDataset(SyntheticConfig(seed=1), "train")[0][0])
+    images.append(SyntheticDataset(dataclasses.replace(DEFAULT, seed=1), "train")[0][0])
     for a, b in itertools.combinations(images, 2):
         assert not torch.equal(a, b)
     dataset = SyntheticDataset(DEFAULT, "val")
@@ -176,7 +180,7 @@ def test_label_statistics_summarise_the_split():
         ({"texture_blur": -1.0}, "data.texture_blur=-1.0"),
         ({"seed": -3}, "data.seed=-3"),
         ({"border_width": 10, "context_distance": 10}, "data.border_width=10"),
-        ({"context_distance": 80}, "data.context_distance=80 does not fit data.image_size=128"),
+        ({"context_distance": 80, "image_size": 128}, "data.context_distance=80 does not fit data.image_size=128"),
     ],
 )
 def test_bad_configs_name_the_field(overrides, field):
@@ -194,6 +198,6 @@ def test_unknown_split_is_a_user_error():
 
 def test_the_largest_frame_that_fits_is_always_placed():
     # D=50 at 128 px: only one frame fits; it must be there in every image, never an empty image.
-    config = SyntheticConfig(context_distance=50, size_jitter=0.1, min_spacing=2)
+    config = SyntheticConfig(image_size=128, context_distance=50, size_jitter=0.1, min_spacing=2)
     for index in range(8):
         assert len(generate_sample(config, "test", index).frames) == 1

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dilnas.errors import InvalidFileError, UserError
-from dilnas.fileio import atomic_write_json
-from dilnas.fov import ReceptiveField
+from dilnas.spec.fov import ReceptiveField
+from dilnas.utils.errors import InvalidFileError, UserError
+from dilnas.utils.files import atomic_write_json
 
 FORMAT = "dilnas.arch"
 SCHEMA_VERSION = 1

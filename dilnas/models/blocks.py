@@ -1,7 +1,7 @@
 """RegSeg building blocks (Gao, arXiv 2111.09957), one documented class each.
 
 Attribute names follow the public RegSeg implementation (conv1/bn1/..., se.conv1, shortcut.conv) so that
-its released checkpoints map onto these modules key by key (see ``dilnas.official``).
+its released checkpoints map onto these modules key by key (see ``dilnas.models.official``).
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from dilnas.arch import ArchSpec
-from dilnas.deploy import deploy_model
-from dilnas.regseg import RegSeg
-from dilnas.table import format_table
-from dilnas.timing import time_callable
+from dilnas.analysis.timing import time_callable
+from dilnas.models.deploy import deploy_model
+from dilnas.models.regseg import RegSeg
+from dilnas.spec.arch import ArchSpec
+from dilnas.utils.tables import format_table
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The retraining loop and evaluation: SGD with warm-up + poly, AMP on CUDA, DDP, checkpoints and resume.
 
 A run is exactly reproducible on CPU: the data order and every augmentation are functions of
-(seed, epoch, index) (``dilnas.sampling``), and checkpoints hold everything else, so a run killed at any
+(seed, epoch, index) (``dilnas.train.sampling``), and checkpoints hold everything else, so a run killed at any
 point and resumed from its last checkpoint ends with the same weights as an uninterrupted one.
 """
 
@@ -21,17 +21,17 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from dilnas.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dilnas.config import LossConfig, OptimConfig, TrainerConfig
-from dilnas.dist import DistInfo, broadcast_object
-from dilnas.errors import UserError
-from dilnas.fileio import atomic_write_text
-from dilnas.losses import build_loss
-from dilnas.metrics import ConfusionMatrix
-from dilnas.sampling import ResumableDistributedSampler, SeededAugmentation
-from dilnas.schedule import parameter_groups, warmup_poly_scheduler
-from dilnas.signals import StopSignals
-from dilnas.tblog import METRICS, RunLogger
+from dilnas.spec.options import LossConfig, OptimConfig, TrainerConfig
+from dilnas.train.distributed import DistInfo, broadcast_object
+from dilnas.train.losses import build_loss
+from dilnas.train.metrics import ConfusionMatrix
+from dilnas.train.run_log import METRICS, RunLogger
+from dilnas.train.sampling import ResumableDistributedSampler, SeededAugmentation
+from dilnas.train.schedule import parameter_groups, warmup_poly_scheduler
+from dilnas.train.signals import StopSignals
+from dilnas.utils.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dilnas.utils.errors import UserError
+from dilnas.utils.files import atomic_write_text
 
 log = logging.getLogger("dilnas")
 
@@ -306,7 +306,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train to ``total_steps``; returns the last evaluation summary.
 
-        A stop signal (``dilnas.signals``) saves ``last.pt`` at the next step boundary and then either
+        A stop signal (``dilnas.train.signals``) saves ``last.pt`` at the next step boundary and then either
         raises ``RunInterrupted`` or hands the signal to the job scheduler's handler."""
         summary: dict[str, Any] = dict(self.state.last_eval or {})  # a finished run resumed returns it again
         started, start_step = time.monotonic(), self.state.step

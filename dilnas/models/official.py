@@ -13,10 +13,10 @@ from collections.abc import Mapping
 
 import torch
 
-from dilnas.arch import ArchSpec
-from dilnas.checkpoint import load_checkpoint
-from dilnas.errors import UserError
-from dilnas.regseg import RegSeg
+from dilnas.models.regseg import RegSeg
+from dilnas.spec.arch import ArchSpec
+from dilnas.utils.checkpoints import load_checkpoint
+from dilnas.utils.errors import UserError
 
 _BLOCK_KEY = re.compile(r"^body\.blocks\.(\d+)\.(.*)$")
 _SHOWN = 8

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from dilnas import __version__
-from dilnas.arch import ArchSpec
-from dilnas.gapless import Score, best_gapless
-from dilnas.space import SearchSpace
+from dilnas.spec.arch import ArchSpec
+from dilnas.spec.gapless import Score, best_gapless
+from dilnas.spec.space import SearchSpace
 
 RULES = ("argmax", "expected", "topk")
 

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from dilnas.regseg import RegSeg
-from dilnas.space import SearchSpace
-from dilnas.supernet import SuperNet
-from dilnas.table import format_table
-from dilnas.timing import time_callable
+from dilnas.analysis.timing import time_callable
+from dilnas.models.regseg import RegSeg
+from dilnas.models.supernet import SuperNet
+from dilnas.spec.space import SearchSpace
+from dilnas.utils.tables import format_table
 
 
 @dataclass(frozen=True)

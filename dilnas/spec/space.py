@@ -1,6 +1,6 @@
 """Search spaces: a macro-architecture in which some dilation rates are candidate sets.
 
-A search space is an architecture (dilnas/arch.py) written in YAML, where a branch's dilation may be a
+A search space is an architecture (dilnas/spec/arch.py) written in YAML, where a branch's dilation may be a
 fixed rate, a list of candidates, ``auto`` (every rate from 1 to the branch's no-gap bound) or
 ``{auto: true, max: M, step: S}`` (auto capped at M and thinned), and where ``repeat: N`` expands a block.
 The no-gap bound of a branch uses the largest field of view the earlier blocks can reach (every earlier
@@ -23,16 +23,16 @@ from typing import Any
 
 import yaml
 
-from dilnas.arch import FORMAT as ARCH_FORMAT
-from dilnas.arch import SCHEMA_VERSION as ARCH_SCHEMA_VERSION
-from dilnas.arch import STRIDES, ArchError, ArchSpec, _join, _json_type
-from dilnas.errors import InvalidFileError, UserError
-from dilnas.fov import ReceptiveField, padding_fraction
-from dilnas.gapless import unreachable_candidates
+from dilnas.spec.arch import FORMAT as ARCH_FORMAT
+from dilnas.spec.arch import SCHEMA_VERSION as ARCH_SCHEMA_VERSION
+from dilnas.spec.arch import STRIDES, ArchError, ArchSpec, _join, _json_type
+from dilnas.spec.fov import ReceptiveField, padding_fraction
+from dilnas.spec.gapless import unreachable_candidates
+from dilnas.utils.errors import InvalidFileError, UserError
 
 FORMAT = "dilnas.space"
 SCHEMA_VERSION = 1
-SEARCH_SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+SEARCH_SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 # A search run keeps a copy of its space under this name, so that exporting and reporting never depend on
 # shipped files that may change.
 SPACE_COPY = "space.yaml"

@@ -1,4 +1,4 @@
-"""RegSeg built from an architecture description (``dilnas.arch.ArchSpec``).
+"""RegSeg built from an architecture description (``dilnas.spec.arch.ArchSpec``).
 
 Data flow: stem (1/2) -> D blocks (1/4, 1/8, 1/16) -> decoder (fuses 1/16, 1/8, 1/4) -> logits at 1/4
 -> bilinear upsampling to the input size.
@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilnas.arch import DECODER_OUTPUT_STRIDES, ArchSpec
-from dilnas.ops import ConvBnAct, DBlock
+from dilnas.models.blocks import ConvBnAct, DBlock
+from dilnas.spec.arch import DECODER_OUTPUT_STRIDES, ArchSpec
 
 
 @dataclass(frozen=True)

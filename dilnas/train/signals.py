@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from dilnas.dist import DistInfo
+from dilnas.train.distributed import DistInfo
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from dilnas.errors import UserError
-from dilnas.fileio import atomic_write
+from dilnas.utils.errors import UserError
+from dilnas.utils.files import atomic_write
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:

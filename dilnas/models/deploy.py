@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 
-from dilnas.ops import ConvBnAct, DBlock, DilatedConv, Shortcut
+from dilnas.models.blocks import ConvBnAct, DBlock, DilatedConv, Shortcut
 
 
 def _fold_dilated(dilated: DilatedConv, bn: nn.BatchNorm2d) -> None:

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 
 import torch
 
-from dilnas.checkpoint import load_checkpoint
-from dilnas.errors import UserError
-from dilnas.official import CheckpointLayoutError, from_official_state_dict
-from dilnas.regseg import RegSeg
+from dilnas.models.official import CheckpointLayoutError, from_official_state_dict
+from dilnas.models.regseg import RegSeg
+from dilnas.utils.checkpoints import load_checkpoint
+from dilnas.utils.errors import UserError
 
 CLASSIFIER_PREFIX = "decoder.classifier."  # the same name in both layouts
 _MIXED_KERNEL = re.compile(r"^(body\.blocks\.(\d+)\.conv2\.convs\.(\d+)\.)weights\.(\d+)$")

@@ -14,14 +14,14 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from dilnas.arch import ArchSpec
-from dilnas.fov import ReceptiveField
+from dilnas.spec.arch import ArchSpec
+from dilnas.spec.fov import ReceptiveField
 
 Score = tuple[float, ...]  # compared lexicographically; a branch's scores are summed element by element
 
 
 class Branch(Protocol):
-    """What these functions read of a searchable branch (``dilnas.space.SearchableBranch``)."""
+    """What these functions read of a searchable branch (``dilnas.spec.space.SearchableBranch``)."""
 
     @property
     def block(self) -> int: ...

@@ -29,8 +29,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from dilnas.errors import UserError
-from dilnas.fileio import atomic_write
+from dilnas.utils.errors import UserError
+from dilnas.utils.files import atomic_write
 
 HISTORY_NAME = "arch_history.jsonl"
 RUN_PLOT_STEM = "arch_evolution"

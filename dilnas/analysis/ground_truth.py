@@ -4,7 +4,7 @@
 (``grid.json``); ``retrain_command`` is the Hydra multirun of ``dilnas-retrain`` over architectures x seeds
 (any launcher: the overrides are the user's); ``collect`` reads the finished runs under ``<out>/runs/``
 into one row per (architecture, seed) and ``write_table`` writes them as CSV. A search's pick is then
-ranked against the table (``regret``, ``percentile``; ``dilnas.sweep``).
+ranked against the table (``regret``, ``percentile``; ``dilnas.analysis.sweep_summary``).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from typing import Any
 
 import yaml
 
-from dilnas.arch import load_arch, save_arch
-from dilnas.errors import UserError
-from dilnas.fileio import atomic_write_json, atomic_write_text
-from dilnas.gapless import count_gapless, sample_gapless
-from dilnas.space import SearchSpace, load_space
-from dilnas.sweep import find_runs
+from dilnas.analysis.sweep_summary import find_runs
+from dilnas.spec.arch import load_arch, save_arch
+from dilnas.spec.gapless import count_gapless, sample_gapless
+from dilnas.spec.space import SearchSpace, load_space
+from dilnas.utils.errors import UserError
+from dilnas.utils.files import atomic_write_json, atomic_write_text
 
 MANIFEST = "grid.json"
 TABLE = "ground_truth.csv"

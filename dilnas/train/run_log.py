@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from dilnas.fileio import atomic_write_text
+from dilnas.utils.files import atomic_write_text
 
 METRICS = "metrics.jsonl"
 

@@ -26,11 +26,11 @@ from typing import Any
 
 import yaml
 
-from dilnas.arch import ArchSpec, load_arch, save_arch
-from dilnas.derive import derive_arch
-from dilnas.errors import UserError
-from dilnas.fileio import atomic_write_json, atomic_write_text
-from dilnas.space import SPACE_COPY, SearchSpace, load_space
+from dilnas.spec.arch import ArchSpec, load_arch, save_arch
+from dilnas.spec.derivation import derive_arch
+from dilnas.spec.space import SPACE_COPY, SearchSpace, load_space
+from dilnas.utils.errors import UserError
+from dilnas.utils.files import atomic_write_json, atomic_write_text
 
 ARCH_NAME = "arch.json"
 METRICS_NAME = "metrics.jsonl"

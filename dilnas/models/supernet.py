@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilnas.arch import ArchSpec
-from dilnas.mixed import MixedDilatedConv
-from dilnas.regseg import RegSeg
-from dilnas.space import SearchSpace
+from dilnas.models.mixed import MixedDilatedConv
+from dilnas.models.regseg import RegSeg
+from dilnas.spec.arch import ArchSpec
+from dilnas.spec.space import SearchSpace
 
 RELAXATIONS = ("softmax", "gumbel")
 

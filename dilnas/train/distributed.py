@@ -10,7 +10,7 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
-from dilnas.errors import UserError
+from dilnas.utils.errors import UserError
 
 T = TypeVar("T")
 

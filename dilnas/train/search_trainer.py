@@ -20,15 +20,15 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from dilnas.architect import Architect
-from dilnas.config import LossConfig, OptimConfig, Relaxation, SearchConfig, TrainerConfig
-from dilnas.derive import derive_rates
-from dilnas.dist import DistInfo
-from dilnas.engine import Trainer, TrainingDiverged, evaluate
-from dilnas.errors import UserError
-from dilnas.sampling import BatchStream, ResumableDistributedSampler, SeededAugmentation, _mix
-from dilnas.supernet import SuperNet
-from dilnas.tblog import METRICS
+from dilnas.models.supernet import SuperNet
+from dilnas.spec.derivation import derive_rates
+from dilnas.spec.options import LossConfig, OptimConfig, Relaxation, SearchConfig, TrainerConfig
+from dilnas.train.architect import Architect
+from dilnas.train.distributed import DistInfo
+from dilnas.train.run_log import METRICS
+from dilnas.train.sampling import BatchStream, ResumableDistributedSampler, SeededAugmentation, _mix
+from dilnas.train.trainer import Trainer, TrainingDiverged, evaluate
+from dilnas.utils.errors import UserError
 
 log = logging.getLogger("dilnas")
 ARCH_HISTORY = "arch_history.jsonl"

@@ -1,4 +1,5 @@
-"""Dataclass schemas of every command's config, registered in Hydra's ConfigStore.
+"""Dataclass schemas of every command's config. No Hydra here: the commands register them (``SCHEMAS``) in
+Hydra's ConfigStore when they start (``dilnas.cli.register_schemas``).
 
 Compose rejects unknown keys and wrong types against these; ``dilnas.cli.typed_config`` then turns the
 composed config into the dataclass, so library functions never see a DictConfig.
@@ -9,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+MISSING = "???"  # OmegaConf's marker of a value the user must give (omegaconf.MISSING)
 
 
 class OutputFormat(str, Enum):
@@ -65,16 +65,6 @@ class BenchSearchConfig:
     threads: int | None = None
     seed: int = 0
     format: OutputFormat = OutputFormat.table
-
-
-def register_configs() -> None:
-    store = ConfigStore.instance()
-    store.store(name="info_schema", node=InfoConfig)
-    store.store(name="bench_infer_schema", node=BenchInferConfig)
-    store.store(name="bench_search_schema", node=BenchSearchConfig)
-
-
-register_configs()
 
 
 # ---- retraining ----------------------------------------------------------------------------------
@@ -163,17 +153,6 @@ class RetrainConfig:
     allow_gaps: bool = False
 
 
-def _register_retrain() -> None:
-    store = ConfigStore.instance()
-    store.store(name="retrain_schema", node=RetrainConfig)
-    store.store(group="data", name="data_schema", node=DataConfig)
-    store.store(group="optim", name="optim_schema", node=OptimConfig)
-    store.store(group="trainer", name="trainer_schema", node=TrainerConfig)
-
-
-_register_retrain()
-
-
 # ---- search --------------------------------------------------------------------------------------
 class Relaxation(str, Enum):
     softmax = "softmax"
@@ -200,7 +179,7 @@ class SearchConfig:
     shared_kernel: bool = True
     order: SearchOrder = SearchOrder.first
     heldout_fraction: float = 0.5  # of the training split, for the architecture step
-    warmup_epochs: int = 1  # weights only, before the logits move
+    warmup_epochs: int = 2  # weights only, before the logits move
     arch_lr: float = 0.05
     arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     arch_weight_decay: float = 0.0
@@ -240,16 +219,6 @@ class ExportConfig:
     out: str | None = None  # default: <run_dir>/arch.json
 
 
-def _register_search() -> None:
-    store = ConfigStore.instance()
-    store.store(name="search_run_schema", node=SearchRunConfig)
-    store.store(name="export_schema", node=ExportConfig)
-    store.store(group="search", name="search_schema", node=SearchConfig)
-
-
-_register_search()
-
-
 # ---- plots ---------------------------------------------------------------------------------------
 class PlotFormat(str, Enum):
     png = "png"
@@ -271,18 +240,12 @@ class PlotConfig:
     format: PlotFormat = PlotFormat.png
 
 
-ConfigStore.instance().store(name="plot_schema", node=PlotConfig)
-
-
 # ---- sweep report --------------------------------------------------------------------------------
 @dataclass
 class ReportConfig:
     """dilnas-report: summarise a sweep of dilnas-search runs and write a consensus architecture."""
 
     sweep_dir: str = MISSING  # a Hydra multirun directory (its jobs hold arch.json)
-
-
-ConfigStore.instance().store(name="report_schema", node=ReportConfig)
 
 
 # ---- ground truth --------------------------------------------------------------------------------
@@ -305,4 +268,20 @@ class GridConfig:
     stage: GridStage = GridStage.all
 
 
-ConfigStore.instance().store(name="grid_schema", node=GridConfig)
+# (name, group, schema) for Hydra's ConfigStore: primary configs name their schema in their defaults list
+# (``- search_run_schema``), group options name their group's (``- search_schema``).
+SCHEMAS: tuple[tuple[str, str | None, type], ...] = (
+    ("info_schema", None, InfoConfig),
+    ("bench_infer_schema", None, BenchInferConfig),
+    ("bench_search_schema", None, BenchSearchConfig),
+    ("retrain_schema", None, RetrainConfig),
+    ("search_run_schema", None, SearchRunConfig),
+    ("export_schema", None, ExportConfig),
+    ("plot_schema", None, PlotConfig),
+    ("report_schema", None, ReportConfig),
+    ("grid_schema", None, GridConfig),
+    ("data_schema", "data", DataConfig),
+    ("optim_schema", "optim", OptimConfig),
+    ("trainer_schema", "trainer", TrainerConfig),
+    ("search_schema", "search", SearchConfig),
+)

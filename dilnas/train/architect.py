@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilnas.config import SearchConfig, SearchOrder
-from dilnas.supernet import SuperNet
+from dilnas.models.supernet import SuperNet
+from dilnas.spec.options import SearchConfig, SearchOrder
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from dilnas.arch import ArchSpec
-from dilnas.complexity import count_macs, count_parameters
-from dilnas.regseg import RegSeg
-from dilnas.table import format_table
+from dilnas.analysis.complexity import count_macs, count_parameters
+from dilnas.models.regseg import RegSeg
+from dilnas.spec.arch import ArchSpec
+from dilnas.utils.tables import format_table
 
 
 def arch_info(spec: ArchSpec, input_size: Sequence[int]) -> dict[str, Any]:
