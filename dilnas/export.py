@@ -10,31 +10,33 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dilnas.cli import hydra_command, typed_config
+from dilnas.models.weights import arch_logits
 from dilnas.spec.arch import save_arch
 from dilnas.spec.derivation import derive_arch
 from dilnas.spec.options import ExportConfig
-from dilnas.spec.space import SPACE_COPY, load_space
+from dilnas.spec.space import load_space
+from dilnas.train.run_dir import RunDir
 from dilnas.utils.checkpoints import load_checkpoint
 from dilnas.utils.errors import UserError
 
 
 def export_arch(config: ExportConfig) -> Path:
-    run_dir = Path(config.run_dir)
-    if not (run_dir / SPACE_COPY).is_file():
-        raise UserError(f"{run_dir}: not a dilnas-search run directory (no {SPACE_COPY})")
-    space = load_space(run_dir / SPACE_COPY)
-    if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"{run_dir}: no config.yaml (the search writes it when it starts)")
-    run_config = OmegaConf.load(run_dir / "config.yaml")
-    checkpoint = Path(config.checkpoint or run_dir / "checkpoints" / "last.pt")
+    run_dir = RunDir(config.run_dir)
+    if not run_dir.is_search_run():
+        raise UserError(f"{run_dir.path}: not a dilnas-search run directory (no {run_dir.space.name})")
+    space = load_space(run_dir.space)
+    if not run_dir.config.is_file():
+        raise UserError(f"{run_dir.path}: no {run_dir.config.name} (the search writes it when it starts)")
+    run_config = OmegaConf.load(run_dir.config)
+    checkpoint = Path(config.checkpoint) if config.checkpoint else run_dir.last
     state = load_checkpoint(checkpoint)
-    logits = [state["model"].get(f"alphas.{index}") for index in range(len(space.branches))]
+    logits = arch_logits(state["model"], len(space.branches))
     if any(alpha is None for alpha in logits):
         raise UserError(
             f"{checkpoint}: no architecture logits for the {len(space.branches)} branches of {space.name}"
         )
     if [alpha.numel() for alpha in logits] != [len(branch.candidates) for branch in space.branches]:
-        raise UserError(f"{checkpoint}: its logits do not match the candidates of {run_dir / SPACE_COPY}")
+        raise UserError(f"{checkpoint}: its logits do not match the candidates of {run_dir.space}")
     probs = [torch.softmax(alpha.float(), dim=0).tolist() for alpha in logits]
     rule = config.rule.value if config.rule is not None else str(run_config.search.rule)
     topk = config.topk if config.topk is not None else int(run_config.search.topk)
@@ -48,7 +50,7 @@ def export_arch(config: ExportConfig) -> Path:
         topk,
         provenance={"seed": int(run_config.seed), "checkpoint": str(checkpoint), "step": int(state["step"])},
     )
-    out = Path(config.out or run_dir / "arch.json")
+    out = Path(config.out) if config.out else run_dir.arch
     save_arch(arch, out)
     print(
         f"{out}: dilations {[list(b.dilations) for b in arch.blocks]}, field of view {arch.field_of_view} px"

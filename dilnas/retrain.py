@@ -1,4 +1,5 @@
-"""``dilnas-retrain``: train a fixed architecture (the paper's or a derived one) to a measured mIoU.
+"""``dilnas-retrain``: train a fixed architecture (the paper's or a derived one) to a measured mIoU, or
+evaluate a checkpoint (``eval_only=true``).
 
 Also ``torchrun --nproc_per_node=N -m dilnas.retrain ...`` for DDP (one process per device).
 """
@@ -9,19 +10,21 @@ import json
 import logging
 from pathlib import Path
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import Dataset
 
 from dilnas.cli import hydra_command, typed_config
 from dilnas.data.factory import build_dataset
-from dilnas.models.initialize import initialize_from
+from dilnas.models.initialize import initialize_from, load_dilnas_weights
 from dilnas.models.regseg import RegSeg
-from dilnas.spec.arch import load_arch, save_arch
+from dilnas.spec.arch import ArchSpec, load_arch, save_arch
 from dilnas.spec.options import RetrainConfig
-from dilnas.train.distributed import run_distributed
-from dilnas.train.trainer import Trainer, eval_loader, evaluate, start_run_dir
-from dilnas.utils.checkpoints import load_checkpoint, seed_everything
-from dilnas.utils.errors import UserError
+from dilnas.train.distributed import DistInfo, run_distributed
+from dilnas.train.run_dir import RunDir
+from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainSetup, eval_loader, evaluate
+from dilnas.utils.checkpoints import seed_everything
 from dilnas.utils.files import atomic_write_json
 
 log = logging.getLogger("dilnas")
@@ -29,11 +32,16 @@ log = logging.getLogger("dilnas")
 
 def run(cfg: DictConfig) -> float:
     config = typed_config(cfg, RetrainConfig)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    return run_distributed(config.device.value, lambda device, info: _run(config, device, info, run_dir, cfg))
+    run_dir = RunDir(HydraConfig.get().runtime.output_dir)
+    config_yaml = OmegaConf.to_yaml(cfg)
+    return run_distributed(
+        config.device.value, lambda device, info: _run(config, device, info, run_dir, config_yaml)
+    )
 
 
-def _run(config: RetrainConfig, device, info, run_dir: Path, cfg: DictConfig) -> float:
+def _run(
+    config: RetrainConfig, device: torch.device, info: DistInfo, run_dir: RunDir, config_yaml: str
+) -> float:
     seed_everything(config.seed)
     train_set = build_dataset(config.data, config.data.train_split, train=True)
     eval_set = build_dataset(config.data, config.data.eval_split, train=False)
@@ -45,66 +53,61 @@ def _run(config: RetrainConfig, device, info, run_dir: Path, cfg: DictConfig) ->
             train_set.num_classes,
         )
         spec = spec.with_num_classes(train_set.num_classes)
-    model = RegSeg(spec)
-    class_names = train_set.class_names
-
     if config.eval_only:
-        path = Path(config.checkpoint or run_dir / "checkpoints" / "best.pt")
-        state = load_checkpoint(path)
-        if not isinstance(state.get("model"), dict):
-            raise UserError(f"{path}: not a dilnas retraining checkpoint (no 'model' entry)")
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as error:
-            detail = [line.strip() for line in str(error).splitlines() if line.strip()][-1]
-            raise UserError(f"{path}: does not fit {spec.name}: {detail}") from None
-        matrix = evaluate(
-            model.to(device),
-            eval_loader(eval_set, config.trainer.eval_batch_size, config.data.num_workers, info),
-            len(class_names),
-            device,
-        )
-        summary = matrix.summary(class_names)
-        if info.is_main:
-            atomic_write_json(
-                run_dir / "eval.json", {"checkpoint": str(path), "split": config.data.eval_split, **summary}
-            )
-            print(f"{path}: {config.data.eval_split} mIoU {summary['miou']:.2f}")
-        return summary["miou"]
+        return evaluate_checkpoint(config, spec, eval_set, device, info, run_dir)
+    data = TrainData(train_set, eval_set, train_set.class_names, config.data.num_workers)
+    return train(config, spec, data, TrainSetup(run_dir, device, config.seed, info), config_yaml)
 
+
+def evaluate_checkpoint(
+    config: RetrainConfig,
+    spec: ArchSpec,
+    eval_set: Dataset,
+    device: torch.device,
+    info: DistInfo,
+    run_dir: RunDir,
+) -> float:
+    """``eval_only=true``: the evaluation split's mIoU of a checkpoint, written to ``eval.json``."""
+    path = Path(config.checkpoint) if config.checkpoint else run_dir.best
+    model = RegSeg(spec)
+    load_dilnas_weights(model, path)
+    loader = eval_loader(eval_set, config.trainer.eval_batch_size, config.data.num_workers, info)
+    summary = evaluate(model.to(device), loader, len(eval_set.class_names), device).summary(
+        eval_set.class_names
+    )
+    if info.is_main:
+        atomic_write_json(run_dir.eval, {"checkpoint": str(path), "split": config.data.eval_split, **summary})
+        print(f"{path}: {config.data.eval_split} mIoU {summary['miou']:.2f}")
+    return summary["miou"]
+
+
+def train(
+    config: RetrainConfig, spec: ArchSpec, data: TrainData, setup: TrainSetup, config_yaml: str
+) -> float:
+    """Train ``spec`` from scratch, from ``init=`` weights, or on from the run's last checkpoint."""
+    model = RegSeg(spec)
     if config.init and not config.resume:
         reinitialised = initialize_from(model, config.init)
-        log.info(
-            "initialised from %s%s",
-            config.init,
-            f" (re-initialised {', '.join(reinitialised)})" if reinitialised else "",
-        )
+        suffix = f" (re-initialised {', '.join(reinitialised)})" if reinitialised else ""
+        log.info("initialised from %s%s", config.init, suffix)
     trainer = Trainer(
         model,
-        train_set,
-        eval_set,
-        class_names,
-        run_dir,
-        config.trainer,
-        config.optim,
-        config.loss,
-        device,
-        config.seed,
-        config.data.num_workers,
-        info,
+        data,
+        setup,
+        Recipe(config.trainer, config.optim, config.loss),
         extra_state={"arch": json.dumps(spec.to_dict(), sort_keys=True)},
     )
     # The trainer checks its settings without touching the disk; only then is the run directory written.
-    start_run_dir(run_dir, config.resume, OmegaConf.to_yaml(cfg), info)
-    if info.is_main:
-        save_arch(spec, run_dir / "arch.json")
+    setup.run_dir.start(config.resume, config_yaml, setup.info)
+    if setup.info.is_main:
+        save_arch(spec, setup.run_dir.arch)
     if config.resume:
         trainer.resume()
     summary = trainer.fit()
-    if info.is_main and summary:
+    if setup.info.is_main and summary:
         print(
             f"{spec.name}: {config.data.eval_split} mIoU {summary['miou']:.2f} at step {trainer.state.step} "
-            f"(best {trainer.state.best_miou:.2f}); run directory {run_dir}"
+            f"(best {trainer.state.best_miou:.2f}); run directory {setup.run_dir.path}"
         )
     return summary.get("miou", float("nan"))
 

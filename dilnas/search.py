@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -20,11 +19,12 @@ from dilnas.models.supernet import SuperNet
 from dilnas.spec.arch import save_arch
 from dilnas.spec.derivation import derive_arch
 from dilnas.spec.options import SearchRunConfig
-from dilnas.spec.space import SPACE_COPY, load_space, space_path
+from dilnas.spec.space import load_space, space_path
 from dilnas.train.distributed import run_distributed
+from dilnas.train.run_dir import RunDir
 from dilnas.train.sampling import split_indices
-from dilnas.train.search_trainer import SearchTrainer
-from dilnas.train.trainer import start_run_dir
+from dilnas.train.search_trainer import SearchData, SearchTrainer
+from dilnas.train.trainer import Recipe, TrainSetup
 from dilnas.utils.checkpoints import seed_everything
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_text
@@ -34,63 +34,68 @@ log = logging.getLogger("dilnas")
 
 def run(cfg: DictConfig) -> float:
     config = typed_config(cfg, SearchRunConfig)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    return run_distributed(config.device.value, lambda device, info: _run(config, device, info, run_dir, cfg))
+    run_dir = RunDir(HydraConfig.get().runtime.output_dir)
+    overrides = list(HydraConfig.get().overrides.task)
+    config_yaml = OmegaConf.to_yaml(cfg)
+    return run_distributed(
+        config.device.value,
+        lambda device, info: search(
+            config, TrainSetup(run_dir, device, config.seed, info), config_yaml, overrides
+        ),
+    )
 
 
-def _run(config: SearchRunConfig, device, info, run_dir: Path, cfg: DictConfig) -> float:
+def search_data(config: SearchRunConfig, num_classes: int | None = None) -> SearchData:
+    """The training split, cut into the part the weights train on and the held-out part the logits step on
+    (never the evaluation split); the cut depends on ``search.heldout_seed`` only."""
     search = config.search
     if not 0.0 < search.heldout_fraction < 1.0:
         raise UserError(f"search.heldout_fraction={search.heldout_fraction}: expected a number in (0, 1)")
-    seed_everything(config.seed)
-    space = load_space(search.space)
-    for warning in space.padding_warnings():
-        log.warning("search space %s: %s", space.name, warning)
-
-    # The held-out split for the architecture step is carved from the training split, never the eval split.
     train_full = build_dataset(config.data, config.data.train_split, train=True)
     train_plain = build_dataset(config.data, config.data.train_split, train=False)
-    train_indices, heldout_indices = split_indices(len(train_full), search.heldout_fraction, config.seed)
-    if train_full.num_classes != space.base.num_classes:
-        space = dataclasses.replace(space, base=space.base.with_num_classes(train_full.num_classes))
-
-    supernet = SuperNet(space, search.relaxation.value, search.shared_kernel)
-    trainer = SearchTrainer(
-        supernet,
+    train_indices, heldout_indices = split_indices(
+        len(train_full), search.heldout_fraction, search.heldout_seed
+    )
+    return SearchData(
         Subset(train_full, train_indices),
         Subset(train_full, heldout_indices),
         Subset(train_plain, heldout_indices),
         list(train_full.class_names),
-        run_dir,
-        search,
-        config.trainer,
-        config.optim,
-        config.loss,
-        device,
-        config.seed,
         config.data.num_workers,
-        info,
     )
+
+
+def search(config: SearchRunConfig, setup: TrainSetup, config_yaml: str, overrides: list[str]) -> float:
+    """Search, then write the derived ``arch.json``; returns the derived network's held-out mIoU."""
+    seed_everything(config.seed)
+    space = load_space(config.search.space)
+    for warning in space.padding_warnings():
+        log.warning("search space %s: %s", space.name, warning)
+    data = search_data(config)
+    if len(data.class_names) != space.base.num_classes:
+        space = dataclasses.replace(space, base=space.base.with_num_classes(len(data.class_names)))
+    supernet = SuperNet(space, config.search.relaxation.value, config.search.shared_kernel)
+    recipe = Recipe(config.trainer, config.optim, config.loss)
+    trainer = SearchTrainer(supernet, data, setup, recipe, config.search)
     # The trainer checks its settings without touching the disk; only then is the run directory written.
-    start_run_dir(run_dir, config.resume, OmegaConf.to_yaml(cfg), info)
+    run_dir, info = setup.run_dir, setup.info
+    run_dir.start(config.resume, config_yaml, info)
     if info.is_main:
-        atomic_write_text(run_dir / SPACE_COPY, space_path(search.space).read_text(encoding="utf-8"))
+        atomic_write_text(run_dir.space, space_path(config.search.space).read_text(encoding="utf-8"))
     if config.resume:
         trainer.resume()
     summary = trainer.fit()
 
     probs = [p.tolist() for p in supernet.probabilities()]
-    overrides = list(HydraConfig.get().overrides.task)
-    arch = derive_arch(
-        space, probs, search.rule.value, search.topk, provenance={"seed": config.seed, "overrides": overrides}
-    )
+    provenance = {"seed": config.seed, "overrides": overrides}
+    arch = derive_arch(space, probs, config.search.rule.value, config.search.topk, provenance=provenance)
     if info.is_main:
-        save_arch(arch, run_dir / "arch.json")
+        save_arch(arch, run_dir.arch)
         rates = [b.dilations for b in arch.blocks]
         print(
             f"{space.name}: derived dilations {rates}, field of view {arch.field_of_view} px; held-out mIoU "
             f"derived {summary.get('miou', float('nan')):.2f} / supernet {summary.get('miou_supernet', float('nan')):.2f}; "
-            f"wrote {run_dir / 'arch.json'}"
+            f"wrote {run_dir.arch}"
         )
     return float(summary.get("miou", float("nan")))
 

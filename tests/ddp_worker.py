@@ -19,9 +19,10 @@ from dilnas.spec.arch import load_arch
 from dilnas.spec.options import DataConfig, LossConfig, OptimConfig, SearchConfig, TrainerConfig
 from dilnas.spec.space import load_space
 from dilnas.train.distributed import init_distributed, shutdown_distributed
+from dilnas.train.run_dir import RunDir
 from dilnas.train.sampling import split_indices
-from dilnas.train.search_trainer import SearchTrainer
-from dilnas.train.trainer import Trainer
+from dilnas.train.search_trainer import SearchData, SearchTrainer
+from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainSetup
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = DataConfig(
@@ -30,25 +31,28 @@ DATA = DataConfig(
 NAMES = ("background", "red", "green")
 
 
+def setup(out: Path, info) -> TrainSetup:
+    return TrainSetup(RunDir(out), torch.device("cpu"), seed=0, info=info)
+
+
+def recipe(max_steps: int) -> Recipe:
+    trainer = TrainerConfig(max_steps=max_steps, batch_size=4, eval_every_epochs=1000)
+    return Recipe(trainer, OptimConfig(warmup_steps=2), LossConfig())
+
+
 def retrain(out: Path, info) -> Trainer:
     model = RegSeg(load_arch(REPO / "experiments" / "synthetic" / "tiny_rate1.json"))
-    return Trainer(
-        model, build_dataset(DATA, "train", True), build_dataset(DATA, "val", False), NAMES, out,
-        TrainerConfig(max_steps=6, batch_size=4, eval_every_epochs=1000), OptimConfig(warmup_steps=2),
-        LossConfig(), torch.device("cpu"), seed=0, info=info,
-    )  # fmt: skip
+    data = TrainData(build_dataset(DATA, "train", True), build_dataset(DATA, "val", False), NAMES)
+    return Trainer(model, data, setup(out, info), recipe(6))
 
 
 def search(out: Path, info) -> SearchTrainer:
     config = SearchConfig(warmup_epochs=0, arch_lr=0.05, relaxation="gumbel")
     train, plain = build_dataset(DATA, "train", True), build_dataset(DATA, "train", False)
     kept, heldout = split_indices(len(train), 0.5, seed=0)
-    return SearchTrainer(
-        SuperNet(load_space("synthetic_tiny"), "gumbel"), Subset(train, kept), Subset(train, heldout),
-        Subset(plain, heldout), list(NAMES), out, config,
-        TrainerConfig(max_steps=4, batch_size=4, eval_every_epochs=1000), OptimConfig(warmup_steps=2),
-        LossConfig(), torch.device("cpu"), seed=0, info=info,
-    )  # fmt: skip
+    data = SearchData(Subset(train, kept), Subset(train, heldout), Subset(plain, heldout), list(NAMES))
+    supernet = SuperNet(load_space("synthetic_tiny"), "gumbel")
+    return SearchTrainer(supernet, data, setup(out, info), recipe(4), config)
 
 
 def main(out: Path, mode: str) -> None:

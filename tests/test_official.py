@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from dilnas.models.official import (
-    CheckpointLayoutError,
     expected_official_shapes,
     from_official_state_dict,
     load_official_checkpoint,
     to_official_state_dict,
 )
 from dilnas.models.regseg import RegSeg
+from dilnas.models.weights import CheckpointLayoutError
 from dilnas.spec.arch import load_arch
 from dilnas.utils.errors import UserError
 from tests.conftest import EXP53_PATH, OFFICIAL_TSV
@@ -84,7 +84,7 @@ def test_wrong_keys_and_shapes_are_listed(exp48):
     assert error.unexpected == ["body.stage16.3.extra.weight"]
     assert error.mismatched == ["decoder.classifier.weight (11, 64, 1, 1) (expected (19, 64, 1, 1))"]
     message = str(error)
-    assert message.startswith("ckpt.pth: state dict does not fit the architecture: 1 missing keys:")
+    assert message.startswith("ckpt.pth: state dict does not fit exp48_decoder26: 1 missing keys:")
     assert "\n" not in message
 
 

@@ -37,15 +37,15 @@ def probs_for(rates: list[int]) -> list[list[float]]:
 def metrics_lines(miou: float, start: float = 100.0) -> list[dict]:
     return [
         {"step": 10, "time": start, "kind": "train", "epoch": 0, "train/loss": 1.0},
-        {"step": 20, "time": start + 30.0, "kind": "eval", "epoch": 0, "val/miou": miou - 10.0},
+        {"step": 20, "time": start + 30.0, "kind": "eval", "epoch": 0, "search/miou": miou - 10.0},
         {
             "step": 20,
             "time": start + 60.0,
             "kind": "eval",
             "epoch": 1,
-            "val/miou": miou,
-            "val/miou_supernet": miou + 5.0,
-            "val/gap": 5.0,
+            "search/miou": miou,
+            "search/miou_supernet": miou + 5.0,
+            "search/gap": 5.0,
         },
     ]
 

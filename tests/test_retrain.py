@@ -207,7 +207,7 @@ def test_eval_only_with_a_checkpoint_that_does_not_fit(tmp_path):
     result = retrain(tmp_path / "run", "eval_only=true", f"checkpoint={path}")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "other.pt: does not fit tiny_rate1" in lines[0]
+    assert len(lines) == 1 and "other.pt: state dict does not fit tiny_rate1: " in lines[0]
 
 
 def worker_pid(run_dir: Path, rank: int) -> int:

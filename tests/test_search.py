@@ -69,7 +69,8 @@ def test_search_run_directory_history_export_plot_and_retrain(tmp_path):
     assert any(len(set(b["probs"])) > 1 for b in last.values())  # then they move
     evals = records(run_dir, "eval")
     assert [r["step"] for r in evals] == [8, 16]
-    assert all({"val/miou", "val/miou_supernet", "val/gap"} <= set(r) for r in evals)
+    assert all({"search/miou", "search/miou_supernet", "search/gap"} <= set(r) for r in evals)
+    assert not any(key.startswith("val/") for r in evals for key in r)  # val/: the evaluation split only
     tags = {key for r in records(run_dir, "arch_epoch") for key in r}
     assert {"arch/prob/block5.b1/d6", "arch/rate/block5.b1", "arch/expected/block4.b1", "arch/fov"} <= tags
 

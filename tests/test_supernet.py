@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dilnas.models.regseg import RegSeg
 from dilnas.models.supernet import SuperNet
 from dilnas.spec.derivation import branch_scores, derive_arch, derive_rates
 from dilnas.spec.space import load_space
@@ -126,3 +127,23 @@ def test_batchnorm_recalibration_is_the_plain_average_over_the_batches():
         means = torch.stack([model[0](b).mean(dim=(0, 2, 3)) for b in batches])
     torch.testing.assert_close(model[1].running_mean, means.mean(0))
     assert not model.training
+
+
+def test_weight_mapping_reads_the_supernets_own_keys(space):
+    from dilnas.models.weights import arch_logits, derived_state_dict
+
+    supernet = SuperNet(space, shared_kernel=False)
+    for alpha in supernet.alphas:
+        torch.nn.init.normal_(alpha)
+    state = supernet.state_dict()
+    logits = arch_logits(state, len(space.branches))
+    assert all(torch.equal(a, b) for a, b in zip(logits, supernet.alphas, strict=True))
+    rates = [b.candidates[-1] for b in space.branches]
+    chosen = {(b.block, b.branch): len(b.candidates) - 1 for b in space.branches}
+    derived = derived_state_dict(state, chosen)
+    assert derived.keys() == RegSeg(space.arch_with(rates)).state_dict().keys()
+    for branch, mixed in zip(space.branches, supernet.mixed, strict=True):
+        key = f"body.blocks.{branch.block}.conv2.convs.{branch.branch}.weight"
+        assert torch.equal(derived[key], mixed.kernel(len(branch.candidates) - 1))
+    with pytest.raises(KeyError):  # one kernel per candidate: the choice must be named
+        derived_state_dict(state, {})

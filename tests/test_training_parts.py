@@ -151,7 +151,7 @@ def test_initialise_from_dilnas_checkpoint(tmp_path):
     assert initialize_from(target, tmp_path / "last.pt") == []
     assert torch.equal(target.stem.conv.weight, source.stem.conv.weight)
     other = RegSeg(load_arch(REPO / "experiments" / "regseg_paper" / "exp48_decoder26.json"))
-    with pytest.raises(UserError, match="state dict does not fit the architecture"):
+    with pytest.raises(UserError, match="state dict does not fit exp48_decoder26"):
         initialize_from(other, tmp_path / "last.pt")
 
 

@@ -26,6 +26,7 @@ from dilnas.analysis.sweep_summary import find_runs
 from dilnas.spec.arch import load_arch, save_arch
 from dilnas.spec.gapless import count_gapless, sample_gapless
 from dilnas.spec.space import SearchSpace, load_space
+from dilnas.train.run_dir import RunDir
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_json, atomic_write_text
 
@@ -124,11 +125,11 @@ def collect(out_dir: Path) -> list[GridRow]:
     branches = [(entry["block"], entry["branch"]) for entry in read_manifest(out_dir)["branches"]]
     rows = []
     for run in find_runs(out_dir / RUNS_DIR):
-        final = _final_eval(run / "metrics.jsonl")
+        final = _final_eval(RunDir(run).metrics)
         if final is None:
             continue
-        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
-        arch = load_arch(run / "arch.json", allow_gaps=True)
+        config = yaml.safe_load(RunDir(run).config.read_text(encoding="utf-8")) or {}
+        arch = load_arch(RunDir(run).arch, allow_gaps=True)
         rates = [arch.blocks[block].dilations[branch] for block, branch in branches]
         rows.append(
             GridRow(

@@ -29,10 +29,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from dilnas.train.run_dir import ARCH_HISTORY
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write
 
-HISTORY_NAME = "arch_history.jsonl"
 RUN_PLOT_STEM = "arch_evolution"
 SWEEP_PLOT_STEM = "arch_evolution_sweep"
 IMAGE_FORMATS = ("png", "svg", "pdf")
@@ -177,9 +177,9 @@ def load_history(path: str | os.PathLike) -> ArchHistory:
 def find_histories(directory: str | os.PathLike) -> list[Path]:
     """Every ``arch_history.jsonl`` at or below ``directory``, sorted; symbolic links to folders are not followed."""
     found = [
-        Path(root) / HISTORY_NAME
+        Path(root) / ARCH_HISTORY
         for root, _, files in os.walk(directory)
-        if HISTORY_NAME in files and (Path(root) / HISTORY_NAME).is_file()
+        if ARCH_HISTORY in files and (Path(root) / ARCH_HISTORY).is_file()
     ]
     return sorted(found)
 
@@ -310,17 +310,17 @@ def plot_evolution(
     if not 1 <= dpi <= MAX_DPI:
         raise UserError(f"dpi={dpi}: expected an integer from 1 to {MAX_DPI}")
     root = Path(run_dir)
-    if root.is_file() and root.name == HISTORY_NAME:
+    if root.is_file() and root.name == ARCH_HISTORY:
         root = root.parent
     if not root.is_dir():
         raise UserError(f"run_dir={run_dir}: no such directory")
     suffix = f".{image_format}"
 
-    if (root / HISTORY_NAME).is_file():
+    if (root / ARCH_HISTORY).is_file():
         target = Path(out) if out is not None else root / f"{RUN_PLOT_STEM}{suffix}"
         if target.is_dir():
             target = target / f"{RUN_PLOT_STEM}{suffix}"
-        history = load_history(root / HISTORY_NAME)
+        history = load_history(root / ARCH_HISTORY)
         return [_write(target, render_run(history, dpi=dpi, image_format=image_format))]
 
     if out is not None:
@@ -331,7 +331,7 @@ def plot_evolution(
     paths = find_histories(root)
     if not paths:
         raise UserError(
-            f"{root}: no {HISTORY_NAME} in this directory or below it "
+            f"{root}: no {ARCH_HISTORY} in this directory or below it "
             "(expected a search run directory, or a sweep directory holding search runs)"
         )
     # Read everything first: a broken history stops the command before any image is written.

@@ -28,13 +28,11 @@ import yaml
 
 from dilnas.spec.arch import ArchSpec, load_arch, save_arch
 from dilnas.spec.derivation import derive_arch
-from dilnas.spec.space import SPACE_COPY, SearchSpace, load_space
+from dilnas.spec.space import SearchSpace, load_space
+from dilnas.train.run_dir import ARCH, METRICS, OVERRIDES, SPACE
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_json, atomic_write_text
 
-ARCH_NAME = "arch.json"
-METRICS_NAME = "metrics.jsonl"
-OVERRIDES_PATH = Path(".hydra") / "overrides.yaml"
 CONSENSUS_NAME = "consensus_arch.json"
 SUMMARY_NAMES = {"markdown": "summary.md", "csv": "summary.csv", "json": "summary.json"}
 
@@ -97,7 +95,7 @@ def find_runs(sweep_dir: str | os.PathLike) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(sweep_dir):
         dirs[:] = [name for name in dirs if not name.startswith(".")]  # .hydra, .git: never runs
-        if ARCH_NAME in files and (Path(root) / ARCH_NAME).is_file():
+        if ARCH in files and (Path(root) / ARCH).is_file():
             found.append(Path(root))
     return sorted(found, key=lambda path: _natural_key(path.relative_to(sweep_dir)))
 
@@ -141,15 +139,15 @@ def read_metrics(path: Path) -> dict[str, float | None]:
     evals = [record for record in records if record.get("kind") == "eval"]
     if evals:
         last = evals[-1]
-        result["miou"] = _finite(last.get("val/miou"))
-        result["miou_supernet"] = _finite(last.get("val/miou_supernet"))
-        result["gap"] = _finite(last.get("val/gap"))
+        result["miou"] = _finite(last.get("search/miou"))
+        result["miou_supernet"] = _finite(last.get("search/miou_supernet"))
+        result["gap"] = _finite(last.get("search/gap"))
     return result
 
 
 def read_overrides(run_dir: Path, arch: ArchSpec) -> list[str]:
     """Hydra's record of the job's overrides, else the ones the search stamped into arch.json."""
-    path = run_dir / OVERRIDES_PATH
+    path = run_dir / OVERRIDES
     if path.is_file():
         try:
             overrides = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -166,13 +164,13 @@ def read_overrides(run_dir: Path, arch: ArchSpec) -> list[str]:
 
 def _run_space(run_dir: Path, arch: ArchSpec, arch_path: Path) -> tuple[str, SearchSpace | None]:
     """(digest, space or None): the run's space.yaml, else only the digest recorded in arch.json."""
-    if (run_dir / SPACE_COPY).is_file():
-        space = load_space(run_dir / SPACE_COPY)
+    if (run_dir / SPACE).is_file():
+        space = load_space(run_dir / SPACE)
         return space.digest, space
     digest = (arch.search or {}).get("space_digest")
     if not isinstance(digest, str):
         raise UserError(
-            f"{arch_path}: no {SPACE_COPY} beside it and no search.space_digest in it; "
+            f"{arch_path}: no {SPACE} beside it and no search.space_digest in it; "
             "expected the output directory of dilnas-search"
         )
     return digest, None
@@ -202,15 +200,15 @@ def collect_runs(sweep_dir: Path) -> tuple[SearchSpace, list[RunSummary]]:
     run_dirs = find_runs(sweep_dir)
     if not run_dirs:
         raise UserError(
-            f"{sweep_dir}: no {ARCH_NAME} in this directory or below it "
+            f"{sweep_dir}: no {ARCH} in this directory or below it "
             "(expected the directory of a dilnas-search multirun)"
         )
-    archs = [(run_dir, load_arch(run_dir / ARCH_NAME)) for run_dir in run_dirs]
+    archs = [(run_dir, load_arch(run_dir / ARCH)) for run_dir in run_dirs]
     space: SearchSpace | None = None
     first: tuple[str, str] | None = None  # (run, digest)
     for run_dir, arch in archs:
         label = run_dir.relative_to(sweep_dir).as_posix()
-        digest, run_space = _run_space(run_dir, arch, run_dir / ARCH_NAME)
+        digest, run_space = _run_space(run_dir, arch, run_dir / ARCH)
         if first is None:
             first = (label, digest)
         elif digest != first[1]:
@@ -224,9 +222,7 @@ def collect_runs(sweep_dir: Path) -> tuple[SearchSpace, list[RunSummary]]:
         name = (archs[0][1].search or {}).get("space", "")
         space = load_space(str(name)) if isinstance(name, str) and name else None
         if space is None or space.digest != first[1]:
-            raise UserError(
-                f"{sweep_dir}: no run holds {SPACE_COPY}, and the space it names has changed since"
-            )
+            raise UserError(f"{sweep_dir}: no run holds {SPACE}, and the space it names has changed since")
     # The search sets num_classes from the dataset; the consensus keeps the first run's.
     space = dataclasses.replace(space, base=space.base.with_num_classes(archs[0][1].num_classes))
 
@@ -236,9 +232,9 @@ def collect_runs(sweep_dir: Path) -> tuple[SearchSpace, list[RunSummary]]:
             RunSummary(
                 run=run_dir.relative_to(sweep_dir).as_posix(),
                 overrides=read_overrides(run_dir, arch),
-                rates=_branch_rates(space, arch, run_dir / ARCH_NAME),
+                rates=_branch_rates(space, arch, run_dir / ARCH),
                 field_of_view=arch.field_of_view,
-                **read_metrics(run_dir / METRICS_NAME),
+                **read_metrics(run_dir / METRICS),
             )
         )
     return space, runs

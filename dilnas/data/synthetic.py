@@ -23,12 +23,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dilnas.spec.labels import IGNORE_INDEX
 from dilnas.utils.errors import UserError
 
 SPLITS = ("train", "val", "test")
 SPLIT_SIZES = {"train": "num_samples", "val": "val_samples", "test": "test_samples"}  # config fields
 CLASS_NAMES = ("background", "red", "green")
-IGNORE_INDEX = 255
+
 SIDES = ("top", "bottom", "left", "right")
 # Border colours (RGB in [0, 1]) of classes 1 and 2; the background is grey around 0.5.
 BORDER_COLOURS = np.array([[0.80, 0.25, 0.30], [0.25, 0.75, 0.30]], dtype=np.float32)

@@ -24,11 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import get_worker_info
 
+from dilnas.spec.labels import IGNORE_INDEX
+
 PairTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-IGNORE_INDEX = 255
 
 # id(generator given at construction) -> (worker seed, the generator used for it in this worker process).
 _worker_generators: dict[int, tuple[int, torch.Generator]] = {}

@@ -14,31 +14,11 @@ from collections.abc import Mapping
 import torch
 
 from dilnas.models.regseg import RegSeg
+from dilnas.models.weights import check_fits
 from dilnas.spec.arch import ArchSpec
 from dilnas.utils.checkpoints import load_checkpoint
-from dilnas.utils.errors import UserError
 
 _BLOCK_KEY = re.compile(r"^body\.blocks\.(\d+)\.(.*)$")
-_SHOWN = 8
-
-
-class CheckpointLayoutError(UserError):
-    """A state dict whose keys or shapes do not match the architecture; lists what is wrong."""
-
-    def __init__(self, source: str, missing: list[str], unexpected: list[str], mismatched: list[str]):
-        self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
-        parts = []
-        for label, items in (
-            ("missing keys", missing),
-            ("unexpected keys", unexpected),
-            ("wrong shapes", mismatched),
-        ):
-            if items:
-                shown = ", ".join(items[:_SHOWN]) + (
-                    f", ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
-                )
-                parts.append(f"{len(items)} {label}: {shown}")
-        super().__init__(f"{source}: state dict does not fit the architecture: " + "; ".join(parts))
 
 
 def official_block_prefixes(spec: ArchSpec) -> list[str]:
@@ -89,15 +69,8 @@ def from_official_state_dict(
     reference = _reference_state(spec)
     mapping = official_key_map(spec, list(reference))
     official_to_dilnas = {official: key for key, official in mapping.items()}
-    missing = [key for key in official_to_dilnas if key not in state]
-    unexpected = [key for key in state if key not in official_to_dilnas]
-    mismatched = [
-        f"{key} {tuple(state[key].shape)} (expected {tuple(reference[dkey].shape)})"
-        for key, dkey in official_to_dilnas.items()
-        if key in state and tuple(state[key].shape) != tuple(reference[dkey].shape)
-    ]
-    if missing or unexpected or mismatched:
-        raise CheckpointLayoutError(source, missing, unexpected, mismatched)
+    expected = {key: tuple(reference[dkey].shape) for key, dkey in official_to_dilnas.items()}
+    check_fits(expected, state, source, spec.name)
     return {dkey: state[key] for key, dkey in official_to_dilnas.items()}
 
 

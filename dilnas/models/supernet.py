@@ -2,6 +2,9 @@
 
 It is a ``RegSeg`` built from the search space's macro-architecture, with every searchable branch's conv
 replaced by a ``MixedDilatedConv``; all other keys equal the derived network's, so weights inherit by name.
+Blocks with a searchable branch get a ``GatedBatchNorm2d`` as ``bn2`` (same keys as ``nn.BatchNorm2d``): in
+gumbel training it applies the sampled candidate's straight-through weight after normalisation, where BN
+cannot cancel it.
 The architecture logits (``alphas``, one vector per searchable branch) are kept apart from the weights:
 ``weight_parameters()`` and ``arch_parameters()`` feed two optimizers.
 """
@@ -14,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dilnas.models.mixed import MixedDilatedConv
+from dilnas.models.mixed import GatedBatchNorm2d, MixedDilatedConv
 from dilnas.models.regseg import RegSeg
+from dilnas.models.weights import derived_state_dict
 from dilnas.spec.arch import ArchSpec
 from dilnas.spec.space import SearchSpace
 
@@ -23,6 +27,13 @@ RELAXATIONS = ("softmax", "gumbel")
 
 
 class SuperNet(RegSeg):
+    """RegSeg over a search space: each searchable branch is a ``MixedDilatedConv`` whose rate is a softmax
+    (``relaxation="softmax"``: every candidate computed and mixed) or a straight-through gumbel sample
+    (``"gumbel"``: one candidate computed per training step) over its candidates, from the logits ``alphas``
+    at ``temperature``. In ``eval()`` both relaxations compute the expectation. With one-hot logits it computes
+    the same function as the derived network (``derive_network``), which inherits its weights by name.
+    """
+
     def __init__(self, space: SearchSpace, relaxation: str = "softmax", shared_kernel: bool = True):
         if relaxation not in RELAXATIONS:
             raise ValueError(f"unknown relaxation {relaxation!r}; allowed: {', '.join(RELAXATIONS)}")
@@ -32,13 +43,20 @@ class SuperNet(RegSeg):
         self.temperature = 1.0
         self.sample_seed = 0  # gumbel noise seed; the search loop sets it per step, equal on every rank
         self.mixed: list[MixedDilatedConv] = []
+        gates: dict[int, list[tuple[slice, MixedDilatedConv]]] = {}  # block index -> its searchable branches
         for branch in space.branches:
             block = space.base.blocks[branch.block]
             mixed = MixedDilatedConv(
                 block.branch_channels, branch.candidates, block.group_width, block.stride, shared_kernel
             )
-            self.body.blocks[branch.block].conv2.convs[branch.branch] = mixed
+            conv2 = self.body.blocks[branch.block].conv2
+            conv2.convs[branch.branch] = mixed
             self.mixed.append(mixed)
+            start = branch.branch * conv2.branch_chs  # DilatedConv concatenates its branches in order
+            gates.setdefault(branch.block, []).append((slice(start, start + conv2.branch_chs), mixed))
+        for index, block_gates in gates.items():
+            dblock = self.body.blocks[index]
+            dblock.bn2 = GatedBatchNorm2d(dblock.bn2, block_gates)
         self.alphas = nn.ParameterList(nn.Parameter(torch.zeros(len(b.candidates))) for b in space.branches)
 
     # ---- parameters ------------------------------------------------------------------------------
@@ -67,7 +85,9 @@ class SuperNet(RegSeg):
             index = int(soft.argmax())
             hard = torch.zeros_like(soft)
             hard[index] = 1.0
-            mixed.mix, mixed.active = hard - soft.detach() + soft, index  # straight-through
+            # Straight-through: the value is exactly one-hot (soft - soft.detach() is exactly 0), the gradient
+            # is the soft sample's. GatedBatchNorm2d applies mix[index] after bn2, where BN cannot cancel it.
+            mixed.mix, mixed.active = hard + (soft - soft.detach()), index
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._set_mix()
@@ -75,15 +95,14 @@ class SuperNet(RegSeg):
 
     # ---- derived networks ------------------------------------------------------------------------
     def derived_state_dict(self, rates: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Weights of the derived network with ``rates`` (one per searchable branch): inherited by name, the
-        searchable branches take the shared kernel (or the chosen candidate's own kernel)."""
-        state = {k: v for k, v in self.state_dict().items() if not k.startswith("alphas.")}
-        for branch, mixed, rate in zip(self.space.branches, self.mixed, rates, strict=True):
-            prefix = f"body.blocks.{branch.block}.conv2.convs.{branch.branch}."
-            for key in [k for k in state if k.startswith(prefix)]:
-                del state[key]
-            state[prefix + "weight"] = mixed.kernel(branch.candidates.index(rate)).detach().clone()
-        return state
+        """Weights of the derived network with ``rates`` (one per searchable branch), by the one mapping
+        every loader uses (``dilnas.models.weights.derived_state_dict``); detached copies."""
+        chosen = {
+            (b.block, b.branch): b.candidates.index(rate)
+            for b, rate in zip(self.space.branches, rates, strict=True)
+        }
+        state = {key: value.detach().clone() for key, value in self.state_dict().items()}
+        return derived_state_dict(state, chosen)
 
     def derive_network(self, arch: ArchSpec, rates: Sequence[int]) -> RegSeg:
         model = RegSeg(arch).to(next(self.parameters()).device)

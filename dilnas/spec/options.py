@@ -179,6 +179,9 @@ class SearchConfig:
     shared_kernel: bool = True
     order: SearchOrder = SearchOrder.first
     heldout_fraction: float = 0.5  # of the training split, for the architecture step
+    heldout_seed: int = (
+        0  # which samples are held out: fixed apart from ``seed``, so seeds vary the search only
+    )
     warmup_epochs: int = 2  # weights only, before the logits move
     arch_lr: float = 0.05
     arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])

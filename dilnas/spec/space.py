@@ -33,9 +33,6 @@ from dilnas.utils.errors import InvalidFileError, UserError
 FORMAT = "dilnas.space"
 SCHEMA_VERSION = 1
 SEARCH_SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
-# A search run keeps a copy of its space under this name, so that exporting and reporting never depend on
-# shipped files that may change.
-SPACE_COPY = "space.yaml"
 # A candidate whose off-centre taps read more than this share of zero padding at the search crop is flagged.
 PADDING_WARNING = 0.5
 MAX_REPEAT = 256  # a guard against a typo expanding millions of blocks
@@ -64,7 +61,20 @@ class SearchableBranch:
 
     @property
     def key(self) -> str:
-        return f"block{self.block}.b{self.branch}"
+        return branch_key(self.block, self.branch)
+
+
+def branch_key(block: int, branch: int) -> str:
+    """How a searchable branch is named in logs, reports and a derived architecture's ``search`` section."""
+    return f"block{block}.b{branch}"
+
+
+def parse_branch_key(key: str) -> tuple[int, int]:
+    """``block4.b1`` -> (4, 1); ValueError for anything else."""
+    match = re.fullmatch(r"block(\d+)\.b(\d+)", key)
+    if match is None:
+        raise ValueError(f"{key!r} is not a branch key like block4.b1")
+    return int(match[1]), int(match[2])
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IGNORE_INDEX = 255
+from dilnas.spec.labels import IGNORE_INDEX
 
 
 class BootstrappedCrossEntropy(nn.Module):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from dilnas.train.losses import IGNORE_INDEX
+from dilnas.spec.labels import IGNORE_INDEX
 
 
 class ConfusionMatrix:

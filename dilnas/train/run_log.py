@@ -10,20 +10,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from dilnas.train.run_dir import METRICS, RunDir
 from dilnas.utils.files import atomic_write_text
-
-METRICS = "metrics.jsonl"
 
 
 class RunLogger:
-    """TensorBoard under ``<run_dir>/tb`` and JSON-lines files in ``<run_dir>`` (one object per record).
+    """TensorBoard under the run directory's ``tb/`` and JSON-lines files in it (one object per record).
 
     Nothing touches the disk before the first record, so a run that fails while it is being set up leaves
     no log files behind."""
 
-    def __init__(self, run_dir: str | os.PathLike, enabled: bool = True, jsonl: Sequence[str] = (METRICS,)):
+    def __init__(self, run_dir: RunDir, enabled: bool = True, jsonl: Sequence[str] = (METRICS,)):
         self.enabled = enabled
-        self.run_dir = Path(run_dir)
+        self.run_dir = run_dir
         self.jsonl = tuple(jsonl)
         self._writer = None
         self._files: dict[str, IO[str]] = {}
@@ -33,15 +32,15 @@ class RunLogger:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter  # imported lazily: slow, and rank 0 only
 
-            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+            self._writer = SummaryWriter(log_dir=str(self.run_dir.tensorboard))
         return self._writer
 
     def _file(self, name: str) -> IO[str]:
         if name not in self.jsonl:
             raise KeyError(f"{name}: not one of this logger's files {self.jsonl}")
         if name not in self._files:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            handle = open(self.run_dir / name, "a", encoding="utf-8")  # noqa: SIM115  (closed in close, rewind)
+            self.run_dir.path.mkdir(parents=True, exist_ok=True)
+            handle = open(self.run_dir.jsonl(name), "a", encoding="utf-8")  # noqa: SIM115  (closed in close, rewind)
             self._files[name] = handle
         return self._files[name]
 
@@ -74,7 +73,7 @@ class RunLogger:
             handle = self._files.pop(name, None)
             if handle is not None:
                 handle.close()
-            truncate_jsonl(self.run_dir / name, max_step)
+            truncate_jsonl(self.run_dir.jsonl(name), max_step)
 
     def flush(self) -> None:
         """Push buffered TensorBoard events to disk (the JSON lines are flushed as they are written)."""

@@ -9,14 +9,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
-
-def _mix(*parts: int) -> int:
-    """A 63-bit seed from integers (SplitMix-style), stable across processes and Python versions."""
-    value = 0x9E3779B97F4A7C15
-    for part in parts:
-        value = (value ^ (part & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        value ^= value >> 31
-    return value & 0x7FFFFFFFFFFFFFFF
+from dilnas.utils.seeds import HELDOUT_SPLIT, derive_seed
 
 
 class ResumableDistributedSampler(Sampler[int]):
@@ -34,7 +27,7 @@ class ResumableDistributedSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         if self.shuffle:
-            generator = torch.Generator().manual_seed(_mix(self.seed, self.epoch))
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
             order = torch.randperm(self.size, generator=generator).tolist()
         else:
             order = list(range(self.size))
@@ -60,7 +53,7 @@ class SeededAugmentation(Dataset):
 
     def __getitem__(self, index: int) -> Any:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_mix(self.seed, self.epoch, index))
+            torch.manual_seed(derive_seed(self.seed, self.epoch, index))
             return self.dataset[index]
 
 
@@ -116,6 +109,8 @@ class BatchStream:
 
 def split_indices(size: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """A fixed random split of ``range(size)``: (the rest, the ``fraction`` part), both sorted."""
-    order = torch.randperm(size, generator=torch.Generator().manual_seed(_mix(seed, 0x5EED))).tolist()
+    order = torch.randperm(
+        size, generator=torch.Generator().manual_seed(derive_seed(seed, HELDOUT_SPLIT))
+    ).tolist()
     cut = size - round(size * fraction)
     return sorted(order[:cut]), sorted(order[cut:])

@@ -3,16 +3,20 @@ step on a held-out split after every weight step, the dilation history, and a ga
 
 Per step: (after ``warmup_epochs``) the logits take one Adam step on a held-out batch, then the weights take
 one SGD step on a training batch. Per epoch: the probabilities, current choice, expected rate and entropy of
-every branch go to ``arch_history.jsonl`` and TensorBoard. Every evaluation measures held-out mIoU of the
-supernet and of the derived network with the same weights (the discretisation gap), the derived network's
-BatchNorm statistics re-estimated on a few training batches (``search.gap_bn_batches``).
+every branch go to ``arch_history.jsonl`` and TensorBoard. Every evaluation (the gap probe) measures the
+held-out mIoU of the supernet and of the derived network with the same weights, like for like: both networks'
+BatchNorm statistics are re-estimated on the same training images (``search.gap_bn_batches``), the supernet's
+at the current logits and, for either relaxation, on the expectation (the softmax mixture) it is scored on.
+The numbers go under ``search/``: they come from the held-out part of the training split, never from the
+evaluation split (``val/`` is only ever the evaluation split, in retraining).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,69 +26,74 @@ from torch.utils.data import Dataset
 
 from dilnas.models.supernet import SuperNet
 from dilnas.spec.derivation import derive_rates
-from dilnas.spec.options import LossConfig, OptimConfig, Relaxation, SearchConfig, TrainerConfig
+from dilnas.spec.options import Relaxation, SearchConfig
 from dilnas.train.architect import Architect
-from dilnas.train.distributed import DistInfo
-from dilnas.train.run_log import METRICS
-from dilnas.train.sampling import BatchStream, ResumableDistributedSampler, SeededAugmentation, _mix
-from dilnas.train.trainer import Trainer, TrainingDiverged, evaluate
+from dilnas.train.run_dir import ARCH_HISTORY, METRICS
+from dilnas.train.sampling import BatchStream, ResumableDistributedSampler, SeededAugmentation
+from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainingDiverged, TrainSetup, evaluate
 from dilnas.utils.errors import UserError
+from dilnas.utils.seeds import BN_CALIBRATION, HELDOUT_ORDER, derive_seed
 
 log = logging.getLogger("dilnas")
-ARCH_HISTORY = "arch_history.jsonl"
+
+
+@dataclass
+class SearchData:
+    """The search's data: the weights train on ``train_set``; the logits step on ``heldout_train`` (augmented
+    like training) and the gap probe scores ``heldout_eval`` (the same samples, not augmented)."""
+
+    train_set: Dataset
+    heldout_train: Dataset
+    heldout_eval: Dataset
+    class_names: Sequence[str]
+    num_workers: int = 0
 
 
 class SearchTrainer(Trainer):
+    """The bilevel search: ``Trainer``'s loop over the supernet's weights, with an ``Architect`` step of the
+    logits on a held-out batch before every weight step (after ``search.warmup_epochs``), the dilation
+    history per epoch and the gap probe at every evaluation."""
+
     def __init__(
-        self,
-        supernet: SuperNet,
-        train_set: Dataset,
-        heldout_train: Dataset,
-        heldout_eval: Dataset,
-        class_names: list[str],
-        run_dir: str | Path,
-        search: SearchConfig,
-        trainer: TrainerConfig,
-        optim: OptimConfig,
-        loss: LossConfig,
-        device: torch.device,
-        seed: int,
-        num_workers: int = 0,
-        info: DistInfo | None = None,
+        self, supernet: SuperNet, data: SearchData, setup: TrainSetup, recipe: Recipe, search: SearchConfig
     ):
-        self.supernet, self.search = supernet, search
+        if recipe.trainer.sync_bn and search.relaxation is Relaxation.gumbel:
+            # SyncBatchNorm conversion would replace the gated BatchNorm that carries gumbel's gradient.
+            raise UserError("trainer.sync_bn=true does not work with search.relaxation=gumbel: use softmax")
         super().__init__(
-            supernet, train_set, heldout_eval, class_names, run_dir, trainer, optim, loss, device, seed,
-            num_workers, info,
-        )  # fmt: skip
+            supernet,
+            TrainData(data.train_set, data.heldout_eval, data.class_names, data.num_workers),
+            setup,
+            recipe,
+            exclude=supernet.arch_parameters(),
+            # A gumbel step computes one candidate: with a kernel per candidate, the others get no gradient.
+            find_unused_parameters=search.relaxation is Relaxation.gumbel and not search.shared_kernel,
+            logs=(METRICS, ARCH_HISTORY),
+        )
+        self.supernet, self.search = supernet, search
         self.architect = Architect(self.model, supernet, self.criterion, search)
         self.warmup_steps = search.warmup_epochs * self.steps_per_epoch
+        batch_size, info = recipe.trainer.batch_size, setup.info
+        heldout_seed = derive_seed(self.seed, HELDOUT_ORDER)
         heldout_sampler = ResumableDistributedSampler(
-            len(heldout_train), _mix(seed, 1), self.info.rank, self.info.world_size
+            len(data.heldout_train), heldout_seed, info.rank, info.world_size
         )
-        if len(heldout_sampler) < trainer.batch_size:
+        if len(heldout_sampler) < batch_size:
             raise UserError(
-                f"trainer.batch_size={trainer.batch_size} is larger than the {len(heldout_sampler)} held-out "
+                f"trainer.batch_size={batch_size} is larger than the {len(heldout_sampler)} held-out "
                 f"samples per process (search.heldout_fraction={search.heldout_fraction}): lower it, raise "
                 "search.heldout_fraction or add data"
             )
         self.heldout = BatchStream(
-            SeededAugmentation(heldout_train, _mix(seed, 1)), heldout_sampler, trainer.batch_size, num_workers
+            SeededAugmentation(data.heldout_train, heldout_seed),
+            heldout_sampler,
+            batch_size,
+            data.num_workers,
         )
         self.arch_steps = 0
         self.arch_loss = math.nan
 
-    # ---- hooks -----------------------------------------------------------------------------------
-    def find_unused_parameters(self) -> bool:
-        # A gumbel step computes one candidate: with a kernel per candidate, the others get no gradient.
-        return self.search.relaxation is Relaxation.gumbel and not self.search.shared_kernel
-
-    def jsonl_files(self) -> tuple[str, ...]:
-        return (METRICS, ARCH_HISTORY)
-
-    def excluded_parameters(self) -> list[nn.Parameter]:
-        return self.supernet.arch_parameters()
-
+    # ---- checkpoints ------------------------------------------------------------------------------
     def checkpoint_state(self) -> dict[str, Any]:
         return {
             **super().checkpoint_state(),
@@ -111,18 +120,18 @@ class SearchTrainer(Trainer):
         images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
         if step >= self.warmup_steps:
             heldout_images, heldout_labels = self.heldout.next()
-            self.supernet.sample_seed = _mix(self.seed, step, 1)  # the same gumbel sample on every rank
+            self.supernet.sample_seed = derive_seed(
+                self.seed, step, 1
+            )  # the same gumbel sample on every rank
             heldout = (heldout_images.to(self.device), heldout_labels.to(self.device))
-            self.arch_loss = self.architect.step(
-                (images, labels), heldout, self.optimizer.param_groups[0]["lr"]
-            )
+            self.arch_loss = self.architect.step((images, labels), heldout, self.optimizer)
             self.arch_steps += 1
             if not math.isfinite(self.arch_loss):
                 raise TrainingDiverged(
                     f"non-finite architecture loss at step {step + 1}: stopped; the last good checkpoint is "
-                    f"{self.checkpoint_dir / 'last.pt'} (try a lower search.arch_lr)"
+                    f"{self.run_dir.last} (try a lower search.arch_lr)"
                 )
-        self.supernet.sample_seed = _mix(self.seed, step, 0)
+        self.supernet.sample_seed = derive_seed(self.seed, step, 0)
         return super().train_step(images, labels)
 
     # ---- watching the dilations ------------------------------------------------------------------
@@ -175,27 +184,45 @@ class SearchTrainer(Trainer):
         self.logger.add_image("arch/probabilities", probability_image(branches), step)
 
     # ---- gap probe -------------------------------------------------------------------------------
-    def recalibrate(self, derived: nn.Module) -> None:
-        """The same training images on every rank, so that every rank's derived network is the same."""
+    def calibration_batches(self) -> list[torch.Tensor]:
+        """Training images that re-estimate BatchNorm statistics for the probe, the same on every rank (so
+        that every rank probes the same networks); none when ``search.gap_bn_batches=0``."""
         count = self.search.gap_bn_batches * self.config.batch_size
-        if count == 0:
-            return
-        calibration = SeededAugmentation(self.train_set.dataset, _mix(self.seed, 2))
+        calibration = SeededAugmentation(self.train_set.dataset, derive_seed(self.seed, BN_CALIBRATION))
         indices = range(min(count, len(calibration)))
+        if not indices:
+            return []
         images = torch.stack([calibration[i][0] for i in indices]).to(self.device)
-        recalibrate_batchnorm(derived, list(images.split(self.config.batch_size)))
+        return list(images.split(self.config.batch_size))
+
+    def probe(self, model: nn.Module, batches: list[torch.Tensor]) -> dict[str, Any]:
+        """Held-out summary of ``model`` (a copy: its BatchNorm statistics are re-estimated on ``batches``)."""
+        if batches:
+            recalibrate_batchnorm(model, batches)
+        matrix = evaluate(model, self.eval_loader, len(self.class_names), self.device, self.amp)
+        return matrix.summary(self.class_names)
 
     def measure(self) -> tuple[dict[str, Any], dict[str, float]]:
-        supernet_summary, scalars = super().measure()
+        """The supernet and the derived network on the held-out split, like for like (module docstring)."""
         rates, _, _ = self.branch_report()
+        batches = self.calibration_batches()
+        # A copy (the probe must not touch the training state) that scores and calibrates the expectation
+        # (the softmax mixture at the current logits and temperature) in either relaxation.
+        supernet = SuperNet(self.supernet.space, Relaxation.softmax.value, self.search.shared_kernel)
+        supernet.load_state_dict(self.supernet.state_dict())
+        supernet.temperature = self.supernet.temperature
+        supernet.to(self.device)
+        supernet_summary = self.probe(supernet, batches)
         derived = self.supernet.derive_network(self.supernet.space.arch_with(rates), rates)
-        self.recalibrate(derived)
-        matrix = evaluate(derived, self.eval_loader, len(self.class_names), self.device, self.amp)
-        summary = matrix.summary(self.class_names)
+        summary = self.probe(derived, batches)
         summary["miou_supernet"] = supernet_summary["miou"]
         summary["rates"] = rates
-        scalars = {f"{k}_supernet" if k.startswith("val/") else k: v for k, v in scalars.items()}
-        scalars |= {"val/miou": summary["miou"], "val/gap": supernet_summary["miou"] - summary["miou"]}
+        scalars = {
+            "search/miou": summary["miou"],
+            "search/miou_supernet": supernet_summary["miou"],
+            "search/gap": supernet_summary["miou"] - summary["miou"],
+            "search/pixel_accuracy": summary["pixel_accuracy"],
+        }
         return summary, scalars
 
 

@@ -13,8 +13,7 @@ import math
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,32 +21,18 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from dilnas.spec.options import LossConfig, OptimConfig, TrainerConfig
-from dilnas.train.distributed import DistInfo, broadcast_object
+from dilnas.train.distributed import DistInfo
 from dilnas.train.losses import build_loss
 from dilnas.train.metrics import ConfusionMatrix
-from dilnas.train.run_log import METRICS, RunLogger
+from dilnas.train.run_dir import BEST, LAST, METRICS, RunDir
+from dilnas.train.run_log import RunLogger
 from dilnas.train.sampling import ResumableDistributedSampler, SeededAugmentation
 from dilnas.train.schedule import parameter_groups, warmup_poly_scheduler
 from dilnas.train.signals import StopSignals
 from dilnas.utils.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dilnas.utils.errors import UserError
-from dilnas.utils.files import atomic_write_text
 
 log = logging.getLogger("dilnas")
-
-
-def start_run_dir(run_dir: Path, resume: bool, config_yaml: str, info: DistInfo) -> None:
-    """A run directory that already holds a checkpoint is continued (``resume=true``) or left alone; rank 0
-    creates it and writes ``config.yaml`` (the composed config, which ``dilnas-export`` reads back)."""
-    last = run_dir / "checkpoints" / "last.pt"
-    if broadcast_object(last.exists(), info) and not resume:
-        raise UserError(
-            f"{run_dir} already holds a run ({last}): pass resume=true to continue it, or choose another "
-            "hydra.run.dir"
-        )
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", config_yaml)
 
 
 class TrainingDiverged(UserError):
@@ -93,45 +78,67 @@ def evaluate(
     return matrix
 
 
+@dataclass
+class TrainData:
+    """What a run trains and evaluates on."""
+
+    train_set: Dataset
+    eval_set: Dataset
+    class_names: Sequence[str]
+    num_workers: int = 0
+
+
+@dataclass
+class TrainSetup:
+    """Where and how a run trains: its directory, device, seed and place in a DDP job."""
+
+    run_dir: RunDir
+    device: torch.device
+    seed: int
+    info: DistInfo = field(default_factory=DistInfo)
+
+
+@dataclass
+class Recipe:
+    """How long, with what optimiser and loss (the ``trainer``, ``optim`` and ``loss`` config groups)."""
+
+    trainer: TrainerConfig
+    optim: OptimConfig
+    loss: LossConfig
+
+
 class Trainer:
-    """Trains ``model`` on ``train_set``, evaluates on ``eval_set``, writes into ``run_dir``."""
+    """Trains ``model`` on ``data.train_set``, evaluates on ``data.eval_set``, writes into ``setup.run_dir``.
+
+    ``exclude``: parameters the weight optimizer must not touch (the search's logits); ``logs``: the JSON-lines
+    files of the run directory (rewound together on resume); ``extra_state``: constant entries saved in every
+    checkpoint (the retrained architecture).
+    """
 
     def __init__(
         self,
         model: nn.Module,
-        train_set: Dataset,
-        eval_set: Dataset,
-        class_names: Sequence[str],
-        run_dir: str | Path,
-        trainer: TrainerConfig,
-        optim: OptimConfig,
-        loss: LossConfig,
-        device: torch.device,
-        seed: int,
-        num_workers: int = 0,
-        info: DistInfo | None = None,
+        data: TrainData,
+        setup: TrainSetup,
+        recipe: Recipe,
+        *,
+        exclude: Sequence[nn.Parameter] = (),
+        find_unused_parameters: bool = False,
+        logs: Sequence[str] = (METRICS,),
         extra_state: dict[str, Any] | None = None,
     ):
-        self.info = info or DistInfo()
-        self.config, self.device, self.seed = trainer, device, seed
-        self.class_names = list(class_names)
-        self.run_dir = Path(run_dir)
-        self.checkpoint_dir = self.run_dir / "checkpoints"
+        trainer, optim = recipe.trainer, recipe.optim
+        self.info, self.device, self.seed, self.run_dir = setup.info, setup.device, setup.seed, setup.run_dir
+        self.config = trainer
+        self.class_names = list(data.class_names)
         self.extra_state = extra_state or {}
-        self.amp = trainer.amp and device.type == "cuda"
-
-        self.model = model.to(device)
-        if self.info.enabled:
-            if trainer.sync_bn:
-                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-            self.model = nn.parallel.DistributedDataParallel(
-                self.model,
-                device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=self.find_unused_parameters(),
-            )
-        self.train_set = SeededAugmentation(train_set, seed)
-        self.sampler = ResumableDistributedSampler(len(train_set), seed, self.info.rank, self.info.world_size)
-        self.num_workers = num_workers
+        self.amp = trainer.amp and self.device.type == "cuda"
+        self.model = self._wrap(model, trainer.sync_bn, find_unused_parameters)
+        self.train_set = SeededAugmentation(data.train_set, self.seed)
+        self.sampler = ResumableDistributedSampler(
+            len(data.train_set), self.seed, self.info.rank, self.info.world_size
+        )
+        self.num_workers = data.num_workers
         self.steps_per_epoch = len(self.sampler) // trainer.batch_size  # drop_last
         if self.steps_per_epoch < 1:
             raise UserError(
@@ -139,34 +146,36 @@ class Trainer:
                 f"samples per process: lower it or add data"
             )
         self.total_steps = trainer.max_steps or trainer.epochs * self.steps_per_epoch
-        self.eval_loader = eval_loader(eval_set, trainer.eval_batch_size, num_workers, self.info)
-
+        self.eval_loader = eval_loader(data.eval_set, trainer.eval_batch_size, data.num_workers, self.info)
+        loss = recipe.loss
         self.criterion = build_loss(loss.name.value, loss.bootstrap_threshold, loss.bootstrap_fraction)
         self.optimizer = torch.optim.SGD(
-            parameter_groups(self.bare_model, optim.weight_decay, exclude=self.excluded_parameters()),
+            parameter_groups(self.bare_model, optim.weight_decay, exclude=exclude),
             lr=optim.lr,
             momentum=optim.momentum,
         )
         self.scheduler = warmup_poly_scheduler(
             self.optimizer, self.total_steps, optim.warmup_steps, optim.warmup_factor, optim.poly_power
         )
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.state = TrainState()
         self._clock: tuple[float, float] | None = None  # (wall, cpu) at the last tick of the run's cost
-        self.logger = RunLogger(self.run_dir, enabled=self.info.is_main, jsonl=self.jsonl_files())
+        self.logger = RunLogger(self.run_dir, enabled=self.info.is_main, jsonl=logs)
 
-    # ---- hooks for subclasses (the search loop) ----------------------------------------------------
-    def find_unused_parameters(self) -> bool:
-        return False
+    def _wrap(self, model: nn.Module, sync_bn: bool, find_unused_parameters: bool) -> nn.Module:
+        """The model on its device; under DDP wrapped (after SyncBatchNorm conversion, if asked)."""
+        model = model.to(self.device)
+        if not self.info.enabled:
+            return model
+        if sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=find_unused_parameters,
+        )
 
-    def jsonl_files(self) -> tuple[str, ...]:
-        """JSON-lines logs in the run directory (rewound together on resume)."""
-        return (METRICS,)
-
-    def excluded_parameters(self) -> list[nn.Parameter]:
-        """Parameters the weight optimizer must not touch."""
-        return []
-
+    # ---- hooks for subclasses (the search loop), called after construction ------------------------
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what a subclass added to ``checkpoint_state``."""
 
@@ -198,13 +207,13 @@ class Trainer:
     def save(self, name: str) -> None:
         self._tick()
         if self.info.is_main:
-            save_checkpoint(self.checkpoint_dir / name, self.checkpoint_state())
+            save_checkpoint(self.run_dir.checkpoints / name, self.checkpoint_state())
 
     def resume(self) -> bool:
-        """Continue from ``checkpoints/last.pt`` when it exists; returns whether it did."""
-        path = self.checkpoint_dir / "last.pt"
-        if not path.exists():
-            log.info("resume=true but %s has no checkpoint yet: starting from step 0", self.run_dir)
+        """Continue from the run directory's last checkpoint when it exists; returns whether it did."""
+        path = self.run_dir.resume_checkpoint()
+        if path is None:
+            log.info("resume=true but %s has no checkpoint yet: starting from step 0", self.run_dir.path)
             return False
         state = load_checkpoint(path)
         self.bare_model.load_state_dict(state["model"])
@@ -253,7 +262,7 @@ class Trainer:
         if not math.isfinite(value):  # the weights in memory are spoilt; nothing has been saved from them
             raise TrainingDiverged(
                 f"non-finite loss ({value}) at step {self.state.step}: stopped; the last good "
-                f"checkpoint is {self.checkpoint_dir / 'last.pt'} (try a lower optim.lr)"
+                f"checkpoint is {self.run_dir.last} (try a lower optim.lr)"
             )
         return value
 
@@ -298,9 +307,9 @@ class Trainer:
             self.state.best_miou,
             "  ".join(f"{n} {v:.1f}" for n, v in summary["iou"].items() if v is not None),
         )
-        self.save("last.pt")  # holds the updated best_miou
+        self.save(LAST)  # holds the updated best_miou
         if is_best:
-            self.save("best.pt")
+            self.save(BEST)
         return summary
 
     def fit(self) -> dict[str, Any]:
@@ -330,7 +339,7 @@ class Trainer:
                             self.config.checkpoint_every_steps
                             and step % self.config.checkpoint_every_steps == 0
                         ):
-                            self.save("last.pt")
+                            self.save(LAST)
                         signum = stop.pending(self.info, self.device)
                         if signum and not finished:
                             self._save_and_hand_over(stop, signum)
@@ -338,14 +347,14 @@ class Trainer:
                             break
                     else:
                         if not eval_every or self.state.step % eval_every:
-                            self.save("last.pt")  # end of epoch
+                            self.save(LAST)  # end of epoch
         finally:
             self.logger.close()
         return summary
 
     def _save_and_hand_over(self, stop: StopSignals, signum: int) -> None:
-        checkpoint = self.checkpoint_dir / "last.pt"
-        self.save(checkpoint.name)
+        checkpoint = self.run_dir.last
+        self.save(LAST)
         self.logger.flush()
         if self.info.is_main:
             log.warning("%s: saved %s at step %d", signal.Signals(signum).name, checkpoint, self.state.step)

@@ -180,7 +180,10 @@ def test_label_statistics_summarise_the_split():
         ({"texture_blur": -1.0}, "data.texture_blur=-1.0"),
         ({"seed": -3}, "data.seed=-3"),
         ({"border_width": 10, "context_distance": 10}, "data.border_width=10"),
-        ({"context_distance": 80, "image_size": 128}, "data.context_distance=80 does not fit data.image_size=128"),
+        (
+            {"context_distance": 80, "image_size": 128},
+            "data.context_distance=80 does not fit data.image_size=128",
+        ),
     ],
 )
 def test_bad_configs_name_the_field(overrides, field):

@@ -1,0 +1,114 @@
+"""The run directory: the one module that knows the names of a run's files, and how a run directory is
+started, refused and resumed.
+
+A run directory (``hydra.run.dir``) holds::
+
+    arch.json             the architecture trained (retraining) or derived (search)
+    config.yaml           the composed config, written when the run starts (dilnas-export reads it back)
+    space.yaml            search only: the search space as searched
+    metrics.jsonl         every logged scalar, one JSON object per record
+    arch_history.jsonl    search only: per epoch, the rate probabilities of every searchable branch
+    eval.json             dilnas-retrain eval_only=true: the evaluation of a checkpoint
+    checkpoints/last.pt   the latest checkpoint (resume continues from it)
+    checkpoints/best.pt   the checkpoint with the best evaluation
+    tb/                   TensorBoard events
+    .hydra/overrides.yaml Hydra's record of the command-line overrides
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dilnas.train.distributed import DistInfo, broadcast_object
+from dilnas.utils.errors import UserError
+from dilnas.utils.files import atomic_write_text
+
+ARCH = "arch.json"
+CONFIG = "config.yaml"
+SPACE = "space.yaml"
+METRICS = "metrics.jsonl"
+ARCH_HISTORY = "arch_history.jsonl"
+EVAL = "eval.json"
+CHECKPOINTS = "checkpoints"
+LAST = "last.pt"
+BEST = "best.pt"
+TENSORBOARD = "tb"
+OVERRIDES = Path(".hydra") / "overrides.yaml"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run directory."""
+
+    path: Path
+
+    def __init__(self, path: str | os.PathLike):
+        object.__setattr__(self, "path", Path(path))
+
+    @property
+    def arch(self) -> Path:
+        return self.path / ARCH
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def space(self) -> Path:
+        return self.path / SPACE
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def arch_history(self) -> Path:
+        return self.path / ARCH_HISTORY
+
+    @property
+    def eval(self) -> Path:
+        return self.path / EVAL
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / LAST
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / BEST
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD
+
+    @property
+    def overrides(self) -> Path:
+        return self.path / OVERRIDES
+
+    def jsonl(self, name: str) -> Path:
+        return self.path / name
+
+    def start(self, resume: bool, config_yaml: str, info: DistInfo) -> None:
+        """Refuse a directory that already holds a run unless ``resume`` (the run then continues from
+        ``last.pt``); rank 0 creates it and writes ``config.yaml``."""
+        if broadcast_object(self.last.exists(), info) and not resume:
+            raise UserError(
+                f"{self.path} already holds a run ({self.last}): pass resume=true to continue it, or choose "
+                "another hydra.run.dir"
+            )
+        if info.is_main:
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.config, config_yaml)
+
+    def resume_checkpoint(self) -> Path | None:
+        """The checkpoint a resumed run continues from, or None when the run has not saved one yet."""
+        return self.last if self.last.exists() else None
+
+    def is_search_run(self) -> bool:
+        return self.space.is_file()
