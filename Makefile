@@ -27,6 +27,7 @@ demo: setup
 lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy dilnas
 
 format:
 	$(PYTHON) -m ruff check --fix .

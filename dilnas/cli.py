@@ -51,6 +51,12 @@ class SweepReport(Callback):
         log.info("sweep report: %s", ", ".join(str(sweep_dir / name) for name in summary["files"]))
 
 
+def register_resolvers() -> None:
+    """``${dilnas_stem:PATH}``: a file name without its folder and suffix (dilnas-grid names run directories
+    after their architecture file with it)."""
+    OmegaConf.register_new_resolver("dilnas_stem", lambda path: Path(str(path)).stem, replace=True)
+
+
 def register_schemas() -> None:
     """Put the dataclass schemas (``dilnas.spec.options.SCHEMAS``) into Hydra's ConfigStore (idempotent)."""
     store = ConfigStore.instance()
@@ -58,7 +64,7 @@ def register_schemas() -> None:
         store.store(name=name, group=group, node=node)
 
 
-def fail(program: str, error: BaseException) -> None:
+def fail(program: str, error: BaseException | str) -> None:
     print(f"{program}: error: {error}", file=sys.stderr)
     sys.exit(2)
 
@@ -84,6 +90,7 @@ def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], A
             quiet_exit_on_closed_stdout()
 
     register_schemas()
+    register_resolvers()
     hydra_main = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(guarded)
 
     def main() -> Any:
@@ -171,7 +178,7 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
     )
     found = []
     for key in node:
-        path = f"{prefix}{key}"
+        path = f"{prefix}{key!s}"
         if fields is not None and key not in fields:
             found.append(path)
             continue

@@ -30,8 +30,9 @@ def export_arch(config: ExportConfig) -> Path:
     run_config = OmegaConf.load(run_dir.config)
     checkpoint = Path(config.checkpoint) if config.checkpoint else run_dir.last
     state = load_checkpoint(checkpoint)
-    logits = arch_logits(state["model"], len(space.branches))
-    if any(alpha is None for alpha in logits):
+    found = arch_logits(state["model"], len(space.branches))
+    logits = [alpha for alpha in found if alpha is not None]
+    if len(logits) != len(found):
         raise UserError(
             f"{checkpoint}: no architecture logits for the {len(space.branches)} branches of {space.name}"
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -17,6 +18,7 @@ from omegaconf import DictConfig
 from dilnas.analysis.ground_truth import (
     TABLE,
     collect,
+    pending_runs,
     read_manifest,
     retrain_command,
     write_grid,
@@ -35,15 +37,24 @@ def run(cfg: DictConfig) -> None:
         raise UserError("seeds=[]: give at least one retraining seed, e.g. seeds=[0,1,2]")
     if config.stage in (GridStage.all, GridStage.write):
         space = load_space(config.space)
-        files = write_grid(space, out, config.sample, config.sample_seed)
-        command = retrain_command(out, files, config.seeds, config.retrain)
-        print(f"{space.name}: {len(files)} architectures x {len(config.seeds)} seeds in {out}")
+        files = write_grid(space, out, config.sample, config.sample_seed, [Path(p) for p in config.include])
+        pending = pending_runs(out, files, config.seeds)
+        count = sum(len(paths) for paths in pending.values())
+        print(
+            f"{space.name}: {len(files)} architectures x {len(config.seeds)} seeds in {out}; {count} runs to do"
+        )
+        commands = [retrain_command(out, seed, paths, config.retrain) for seed, paths in pending.items()]
         if config.stage is GridStage.write:
-            print(shlex.join(command))
+            for command in commands:
+                print(shlex.join(command))
             return
-        result = subprocess.run(command, check=False)
-        if result.returncode:
-            print(f"dilnas-grid: the retraining multirun exited with status {result.returncode}")
+        for command in commands:
+            result = subprocess.run(command, check=False)
+            if result.returncode:
+                print(
+                    f"dilnas-grid: a retraining multirun exited with status {result.returncode}",
+                    file=sys.stderr,
+                )
     else:
         read_manifest(out)
     rows = collect(out)

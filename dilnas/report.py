@@ -1,6 +1,6 @@
 """``dilnas-report``: summarise a sweep of ``dilnas-search`` runs and write a consensus architecture.
 
-``dilnas-report sweep_dir=SWEEP_DIR`` writes ``summary.md``, ``summary.csv``, ``summary.json`` and
+``dilnas-report sweep_dir=SWEEP_DIR [ground_truth=TABLE.csv]`` writes ``summary.md``, ``summary.csv``, ``summary.json`` and
 ``consensus_arch.json`` into SWEEP_DIR, then prints their paths and the per-run and agreement tables.
 """
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from dilnas.analysis.sweep_summary import agreement_table, report_sweep, run_table
+from dilnas.analysis.sweep_summary import report_sweep
+from dilnas.analysis.sweep_tables import agreement_table, run_table
 from dilnas.cli import hydra_command, typed_config
 from dilnas.spec.options import ReportConfig
 from dilnas.utils.tables import format_table
@@ -19,7 +20,7 @@ from dilnas.utils.tables import format_table
 def run(cfg: DictConfig) -> None:
     config = typed_config(cfg, ReportConfig)
     sweep_dir = Path(config.sweep_dir)
-    summary = report_sweep(sweep_dir)
+    summary = report_sweep(sweep_dir, config.ground_truth)
     for name in summary["files"]:
         print(sweep_dir / name)
     print()

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import Dataset
 
 from dilnas.cli import hydra_command, typed_config
+from dilnas.data.dataset import LabelledDataset
 from dilnas.data.factory import build_dataset
 from dilnas.models.initialize import initialize_from, load_dilnas_weights
 from dilnas.models.regseg import RegSeg
@@ -62,7 +62,7 @@ def _run(
 def evaluate_checkpoint(
     config: RetrainConfig,
     spec: ArchSpec,
-    eval_set: Dataset,
+    eval_set: LabelledDataset,
     device: torch.device,
     info: DistInfo,
     run_dir: RunDir,

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from dilnas.analysis.sweep_summary import find_runs, read_metrics, report_sweep
+from dilnas.analysis.sweep_summary import read_metrics, report_sweep
 from dilnas.spec.arch import load_arch, save_arch
 from dilnas.spec.derivation import derive_arch
 from dilnas.spec.space import SEARCH_SPACES_DIR, load_space
+from dilnas.train.run_dir import find_runs
 from dilnas.utils.errors import UserError
 
 SPACE = load_space("synthetic_tiny")
@@ -131,13 +132,18 @@ def test_report_csv_and_markdown(sweep_dir):
         "miou",
         "gap",
         "wall_time_s",
+        "cpu_seconds",
+        "pick_miou",
+        "regret",
+        "percentile",
     ]
     assert len(rows) == 4
     assert rows[3][:4] == ["2", "seed=2 search.arch_lr=0.1", "1", "3"]
-    assert [float(value) for value in rows[3][5:]] == [67.0, 62.0, 5.0, 60.0]
+    assert [float(value) for value in rows[3][5:9]] == [67.0, 62.0, 5.0, 60.0]
+    assert rows[3][9:] == ["", "", "", ""]  # no cost logged, no ground truth given
 
     markdown = (sweep_dir / "summary.md").read_text()
-    assert "| run | rates | fov | supernet mIoU | derived mIoU | gap | wall s |" in markdown
+    assert "| run | rates | fov | supernet mIoU | derived mIoU | gap | wall s | cpu s |" in markdown
     assert "| 2 | 1 3 |" in markdown
     assert "| block4.b1 | 2 | 2/3 | 0.667 | 2 |" in markdown
     assert "consensus_arch.json" in markdown
@@ -191,7 +197,7 @@ def test_corrupt_metrics_line_is_an_error(sweep_dir):
 
 def test_read_metrics_missing_file(tmp_path):
     assert read_metrics(tmp_path / "metrics.jsonl") == dict(
-        miou_supernet=None, miou=None, gap=None, wall_time_s=None
+        miou_supernet=None, miou=None, gap=None, wall_time_s=None, cpu_seconds=None
     )
 
 

@@ -300,3 +300,31 @@ def test_multirun_sweep_writes_the_report(tmp_path):
                            text=True, env=ENV)  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert "consensus_arch.json" in again.stdout
+
+
+def test_random_search_baseline_picks_the_best_candidate_and_reports_like_a_search(tmp_path):
+    from dilnas.analysis.sweep_summary import report_sweep
+
+    run_dir = tmp_path / "sweep" / "0"
+    result = search(run_dir, "search.method=random", "search.random_archs=3", "search.random_steps=2")
+    assert result.returncode == 0, result.stderr
+    arch = json.loads((run_dir / "arch.json").read_text())
+    candidates = arch["search"]["candidates"]
+    assert arch["search"]["rule"] == "random" and len(candidates) == 3
+    assert len({tuple(c["rates"]) for c in candidates}) == 3  # distinct gapless draws
+    best = max(candidates, key=lambda c: c["miou"])
+    assert [arch["search"]["branches"][k]["choice"] for k in ("block4.b1", "block5.b1")] == best["rates"]
+    (final,) = [r for r in records(run_dir, "eval") if r.get("final")]
+    assert final["search/miou"] == best["miou"]
+    assert final["cpu_seconds"] == pytest.approx(sum(c["cpu_seconds"] for c in candidates))
+    assert all(records(path, "eval")[-1]["step"] == 2 for path in run_dir.glob("candidates/*"))
+    summary = report_sweep(tmp_path / "sweep")  # the candidates' run directories are not taken for runs
+    assert [run["run"] for run in summary["runs"]] == ["0"]
+    assert summary["runs"][0]["miou"] == best["miou"]
+    # The same draws for the same seed; resuming a finished random search trains nothing again.
+    again = search(
+        run_dir, "search.method=random", "search.random_archs=3", "search.random_steps=2", "resume=true"
+    )
+    assert again.returncode == 0, again.stderr
+    resumed = json.loads((run_dir / "arch.json").read_text())["search"]["candidates"]
+    assert [(c["rates"], c["miou"]) for c in resumed] == [(c["rates"], c["miou"]) for c in candidates]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -197,3 +198,45 @@ def test_stop_signals_leave_an_ignored_signal_ignored():
             assert stop.received == 0
     finally:
         signal.signal(signal.SIGUSR2, original)
+
+
+def test_run_log_rewind_forgets_records_after_the_checkpoint(tmp_path):
+    from dilnas.train.run_dir import ARCH_HISTORY, METRICS, RunDir
+    from dilnas.train.run_log import RunLogger
+
+    run_dir = RunDir(tmp_path / "run")
+    logger = RunLogger(run_dir, jsonl=(METRICS, ARCH_HISTORY))
+    for step in (10, 20, 30):
+        logger.record(METRICS, {"step": step, "loss": float(step)})
+        logger.record(ARCH_HISTORY, {"step": step})
+    logger.rewind(20)  # resumed from a checkpoint at step 20: step 30 will be logged again
+    logger.record(METRICS, {"step": 30, "loss": -1.0})
+    logger.close()
+    lines = [json.loads(line) for line in run_dir.metrics.read_text().splitlines()]
+    assert [(r["step"], r["loss"]) for r in lines] == [(10, 10.0), (20, 20.0), (30, -1.0)]
+    assert [json.loads(line)["step"] for line in run_dir.arch_history.read_text().splitlines()] == [10, 20]
+    assert not run_dir.tensorboard.exists()  # nothing went to TensorBoard: only records were written
+
+
+def test_architect_step_moves_the_logits_and_not_the_weights():
+    from dilnas.models.supernet import SuperNet
+    from dilnas.spec.options import SearchConfig
+    from dilnas.spec.space import load_space
+    from dilnas.train.architect import Architect
+
+    torch.manual_seed(0)
+    supernet = SuperNet(load_space("synthetic_tiny"))
+    weights = torch.optim.SGD(supernet.weight_parameters(), lr=0.05, momentum=0.9)
+    criterion = torch.nn.CrossEntropyLoss(ignore_index=255)
+    architect = Architect(supernet, supernet, criterion, SearchConfig(arch_lr=0.05))
+    batch = (torch.randn(2, 3, 64, 64), torch.randint(0, 3, (2, 64, 64)))
+    before_weights = {k: v.clone() for k, v in supernet.state_dict().items() if not k.startswith("alphas.")}
+    before_logits = [alpha.detach().clone() for alpha in supernet.alphas]
+    supernet.train()
+    architect.step(batch, batch, weights)
+    assert all(not torch.equal(a, b) for a, b in zip(supernet.alphas, before_logits, strict=True))
+    after = supernet.state_dict()
+    for key, value in before_weights.items():
+        if "running" in key or "num_batches_tracked" in key:
+            continue  # BatchNorm statistics follow the forward pass in training mode
+        assert torch.equal(after[key], value), key

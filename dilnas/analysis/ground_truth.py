@@ -22,11 +22,10 @@ from typing import Any
 
 import yaml
 
-from dilnas.analysis.sweep_summary import find_runs
 from dilnas.spec.arch import load_arch, save_arch
-from dilnas.spec.gapless import count_gapless, sample_gapless
+from dilnas.spec.gapless import count_gapless, parse_rates_key, rates_key, sample_gapless
 from dilnas.spec.space import SearchSpace, load_space
-from dilnas.train.run_dir import RunDir
+from dilnas.train.run_dir import RunDir, find_runs
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_json, atomic_write_text
 
@@ -37,24 +36,36 @@ RUNS_DIR = "runs"
 COLUMNS = ("arch", "seed", "miou", "steps", "field_of_view", "cpu_seconds", "wall_seconds", "run")
 
 
-def rates_key(rates: Sequence[int]) -> str:
-    """The ``arch`` column: the searchable rates in branch order, ``2-5``."""
-    return "-".join(str(rate) for rate in rates)
+def rates_in_space(space: SearchSpace, path: Path) -> tuple[int, ...]:
+    """The searchable rates of an architecture file that is a point of ``space``; UserError otherwise."""
+    arch = load_arch(path)
+    not_in_space = UserError(f"include: {path} is not an architecture of search space {space.name}")
+    if len(arch.blocks) != len(space.base.blocks):
+        raise not_in_space
+    dilations = [arch.blocks[b.block].dilations for b in space.branches]
+    if any(len(rates) <= b.branch for rates, b in zip(dilations, space.branches, strict=True)):
+        raise not_in_space
+    rates = tuple(rates[b.branch] for rates, b in zip(dilations, space.branches, strict=True))
+    if any(rate not in b.candidates for rate, b in zip(rates, space.branches, strict=True)):
+        raise not_in_space
+    if space.arch_with(rates).blocks != arch.blocks:
+        raise UserError(
+            f"include: {path} differs from search space {space.name} outside its searchable rates"
+        )
+    return rates
 
 
-def parse_rates_key(key: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in key.split("-"))
-    except ValueError:
-        raise UserError(f"arch {key!r}: expected the searchable rates joined by '-', e.g. 2-5") from None
-
-
-def write_grid(space: SearchSpace, out_dir: Path, sample: int | None, sample_seed: int) -> list[Path]:
-    """Write every gapless architecture of ``space`` (or ``sample`` drawn uniformly) and the manifest."""
+def write_grid(
+    space: SearchSpace, out_dir: Path, sample: int | None, sample_seed: int, include: Sequence[Path] = ()
+) -> list[Path]:
+    """Write every gapless architecture of ``space`` (or ``sample`` drawn uniformly, plus the ``include``
+    files, e.g. search picks to rank) and the manifest."""
     total = count_gapless(space.base, space.branches)
     if sample is not None and sample < 1:
         raise UserError(f"sample={sample}: expected a number of architectures >= 1, or null for all")
-    assignments = sample_gapless(space.base, space.branches, total if sample is None else sample, sample_seed)
+    extra = [rates_in_space(space, path) for path in include]
+    drawn = sample_gapless(space.base, space.branches, total if sample is None else sample, sample_seed)
+    assignments = sorted({*drawn, *extra})
     files, entries = [], []
     for rates in assignments:
         arch = space.arch_with(rates, name=f"{space.name}-{rates_key(rates)}")
@@ -72,28 +83,47 @@ def write_grid(space: SearchSpace, out_dir: Path, sample: int | None, sample_see
             "gapless_total": total,
             "sample": sample,
             "sample_seed": sample_seed,
+            "included": [rates_key(rates) for rates in extra],
             "archs": entries,
         },
     )
     return files
 
 
+def pending_runs(out_dir: Path, arch_files: Sequence[Path], seeds: Sequence[int]) -> dict[int, list[Path]]:
+    """Per seed, the grid's architectures that have no finished run for it yet."""
+    done = {(row.arch, row.seed) for row in collect(out_dir)} if (out_dir / RUNS_DIR).is_dir() else set()
+    keys = [rates_key(rates_in_file(out_dir, path)) for path in arch_files]
+    pending = {
+        seed: [path for path, key in zip(arch_files, keys, strict=True) if (key, seed) not in done]
+        for seed in seeds
+    }
+    return {seed: paths for seed, paths in pending.items() if paths}
+
+
 def retrain_command(
-    out_dir: Path, arch_files: Sequence[Path], seeds: Sequence[int], overrides: Sequence[str]
+    out_dir: Path, seed: int, arch_files: Sequence[Path], overrides: Sequence[str]
 ) -> list[str]:
-    """The multirun: every architecture x every seed, resumable (``resume=true``: a finished job only
-    reports its result again, so the same command continues an interrupted grid)."""
+    """The multirun of ``dilnas-retrain`` over ``arch_files`` for one seed.
+
+    Each job's run directory is ``runs/<architecture file stem>/seed<seed>`` and ``resume=true``, so the grid
+    continues where it stopped: finished runs are skipped (``pending_runs``), a stopped one resumes from its
+    checkpoint.
+    """
     return [
-        sys.executable,
-        "-m",
-        "dilnas.retrain",
-        "-m",
-        "seed=" + ",".join(str(seed) for seed in seeds),  # outermost: every architecture's first seed first
+        *(sys.executable, "-m", "dilnas.retrain", "-m", f"seed={seed}"),
         "arch=" + ",".join(str(path) for path in arch_files),
         "resume=true",
         f"hydra.sweep.dir={out_dir / RUNS_DIR}",
+        "hydra.sweep.subdir='${dilnas_stem:${arch}}/seed${seed}'",
         *overrides,
     ]
+
+
+def rates_in_file(out_dir: Path, path: Path) -> tuple[int, ...]:
+    """The searchable rates of a grid architecture, from the manifest."""
+    by_file = {entry["file"]: entry["arch"] for entry in read_manifest(out_dir)["archs"]}
+    return parse_rates_key(by_file[f"{ARCH_DIR}/{path.name}"])
 
 
 @dataclass
@@ -177,10 +207,11 @@ def _cell(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class ArchResult:
-    """One architecture of a ground-truth table: its mIoU over seeds."""
+    """One architecture of a ground-truth table: its mIoU (and cost) over seeds."""
 
     arch: str
     mious: tuple[float, ...]
+    cpu_seconds: tuple[float, ...] = ()
 
     @property
     def mean(self) -> float:
@@ -191,29 +222,78 @@ class ArchResult:
         return statistics.stdev(self.mious) if len(self.mious) > 1 else 0.0
 
 
-def read_table(path: Path) -> dict[str, ArchResult]:
-    """A ground-truth CSV as {arch: mIoU over seeds}; one-line errors for a file that is not one."""
+@dataclass(frozen=True)
+class Ranking:
+    """Where a search's pick stands in a ground-truth table."""
+
+    pick_miou: float  # the pick's mean mIoU over the table's seeds
+    best_arch: str
+    best_miou: float  # the best mean mIoU in the table
+    regret: float  # best minus pick: 0 when the search found the best architecture of the table
+    percentile: float  # share of the table's architectures whose mean is at most the pick's, in percent
+
+
+def rank_pick(table: dict[str, ArchResult], arch: str) -> Ranking | None:
+    """The pick ``arch`` (a rates key) against the table; None when the table does not hold it (a sampled
+    table: add the pick to the grid with ``dilnas-grid include=[arch.json]``)."""
+    if arch not in table:
+        return None
+    best = max(table.values(), key=lambda result: result.mean)
+    pick = table[arch].mean
+    at_most = sum(result.mean <= pick for result in table.values())
+    return Ranking(pick, best.arch, best.mean, best.mean - pick, 100.0 * at_most / len(table))
+
+
+def table_cost(table: dict[str, ArchResult]) -> float | None:
+    """CPU-seconds of every retraining in the table; None when a row has no cost."""
+    if not table or any(len(result.cpu_seconds) != len(result.mious) for result in table.values()):
+        return None
+    return sum(sum(result.cpu_seconds) for result in table.values())
+
+
+def read_table(path: Path, branches: int | None = None) -> dict[str, ArchResult]:
+    """A ground-truth CSV as {arch: mIoU over seeds}; one-line errors for a file that is not one, or whose
+    architectures do not have ``branches`` rates."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: no such ground-truth table") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot read the ground-truth table: {error}") from None
     reader = csv.DictReader(io.StringIO(text))
     missing = {"arch", "seed", "miou"} - set(reader.fieldnames or ())
     if missing:
         raise UserError(f"{path}: not a ground-truth table: missing column(s) {', '.join(sorted(missing))}")
     mious: dict[str, list[float]] = {}
+    costs: dict[str, list[float]] = {}
     for number, row in enumerate(reader, start=2):
-        try:
-            value = float(row["miou"])
-        except (TypeError, ValueError):
-            raise UserError(f"{path}:{number}: miou {row['miou']!r} is not a number") from None
-        if not math.isfinite(value):
-            raise UserError(f"{path}:{number}: miou {row['miou']!r} is not finite")
-        parse_rates_key(row["arch"])
+        value = _table_number(row.get("miou"), path, number, "miou")
+        rates = parse_rates_key(row["arch"] or "")
+        if branches is not None and len(rates) != branches:
+            raise UserError(
+                f"{path}:{number}: arch {row['arch']!r} has {len(rates)} rates; the searched space has {branches} "
+                "searchable branches (a table of another space?)"
+            )
         mious.setdefault(row["arch"], []).append(value)
+        if row.get("cpu_seconds"):
+            costs.setdefault(row["arch"], []).append(
+                _table_number(row["cpu_seconds"], path, number, "cpu_seconds")
+            )
     if not mious:
         raise UserError(f"{path}: the ground-truth table has no rows")
-    return {arch: ArchResult(arch, tuple(values)) for arch, values in mious.items()}
+    return {
+        arch: ArchResult(arch, tuple(values), tuple(costs.get(arch, ()))) for arch, values in mious.items()
+    }
+
+
+def _table_number(text: str | None, path: Path, number: int, column: str) -> float:
+    try:
+        value = float(text or "")
+    except ValueError:
+        raise UserError(f"{path}:{number}: {column} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UserError(f"{path}:{number}: {column} {text!r} is not finite")
+    return value
 
 
 def load_grid_space(out_dir: Path) -> SearchSpace:

@@ -110,14 +110,15 @@ def bench_search_step(
 
 
 def format_search_rows(rows: list[StepRow], memory_label: str) -> str:
-    return format_table(
-        ["space", "mode", "crop", "batch", "median ms", "time ratio", memory_label, "memory ratio"],
+    headers = ["space", "mode", "crop", "batch", "median ms", "time ratio", memory_label, "memory ratio"]
+    cells = [
         [
-            [r.space, r.mode, r.crop, r.batch_size, f"{r.median_ms:.1f}", f"{r.time_ratio:.2f}x",
-             f"{r.memory_mb:.1f}", f"{r.memory_ratio:.2f}x"]
-            for r in rows
-        ],
-    )  # fmt: skip
+            *(r.space, r.mode, r.crop, r.batch_size),
+            *(f"{r.median_ms:.1f}", f"{r.time_ratio:.2f}x", f"{r.memory_mb:.1f}", f"{r.memory_ratio:.2f}x"),
+        ]
+        for r in rows
+    ]
+    return format_table(headers, cells)
 
 
 def rows_as_dicts(rows: list[StepRow]) -> list[dict]:

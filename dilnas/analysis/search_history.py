@@ -174,7 +174,7 @@ def load_history(path: str | os.PathLike) -> ArchHistory:
     return history
 
 
-def find_histories(directory: str | os.PathLike) -> list[Path]:
+def find_histories(directory: str | os.PathLike[str]) -> list[Path]:
     """Every ``arch_history.jsonl`` at or below ``directory``, sorted; symbolic links to folders are not followed."""
     found = [
         Path(root) / ARCH_HISTORY

@@ -12,13 +12,10 @@ still going (no ``metrics.jsonl`` or no evaluation yet) is listed with empty mIo
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +23,13 @@ from typing import Any
 
 import yaml
 
+from dilnas.analysis import sweep_tables
+from dilnas.analysis.ground_truth import rank_pick, read_table, table_cost
 from dilnas.spec.arch import ArchSpec, load_arch, save_arch
 from dilnas.spec.derivation import derive_arch
+from dilnas.spec.gapless import rates_key
 from dilnas.spec.space import SearchSpace, load_space
-from dilnas.train.run_dir import ARCH, METRICS, OVERRIDES, SPACE
+from dilnas.train.run_dir import ARCH, METRICS, OVERRIDES, SPACE, find_runs
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_json, atomic_write_text
 
@@ -49,6 +49,12 @@ class RunSummary:
     miou: float | None = None  # the derived network, held-out split
     gap: float | None = None  # supernet minus derived
     wall_time_s: float | None = None
+    cpu_seconds: float | None = None  # the search's cost (CPU time of its process, over every resume)
+    # Against a ground-truth table (dilnas-report ground_truth=TABLE.csv); None without one, or when the
+    # table does not hold the run's pick:
+    pick_miou: float | None = None  # the pick's mean mIoU over the table's retraining seeds
+    regret: float | None = None  # the table's best mean mIoU minus pick_miou
+    percentile: float | None = None  # share of the table's architectures at most as good as the pick (%)
 
 
 @dataclass
@@ -82,24 +88,6 @@ class Agreement:
 
 
 # ---- finding and reading runs --------------------------------------------------------------------
-def _natural_key(path: Path) -> list[list[tuple[int, Any]]]:
-    """Order ``2`` before ``10``: Hydra numbers the jobs of a multirun 0, 1, ..., 10, ..."""
-    return [
-        [(0, int(token)) if token.isdigit() else (1, token) for token in re.split(r"(\d+)", part) if token]
-        for part in path.parts
-    ]
-
-
-def find_runs(sweep_dir: str | os.PathLike) -> list[Path]:
-    """Every directory at or below ``sweep_dir`` holding ``arch.json``, in natural order (links not followed)."""
-    found = []
-    for root, dirs, files in os.walk(sweep_dir):
-        dirs[:] = [name for name in dirs if not name.startswith(".")]  # .hydra, .git: never runs
-        if ARCH in files and (Path(root) / ARCH).is_file():
-            found.append(Path(root))
-    return sorted(found, key=lambda path: _natural_key(path.relative_to(sweep_dir)))
-
-
 def _finite(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
@@ -107,13 +95,15 @@ def _finite(value: Any) -> float | None:
 
 
 def read_metrics(path: Path) -> dict[str, float | None]:
-    """Held-out mIoU (supernet, derived), gap and wall time from a run's ``metrics.jsonl``.
+    """Held-out mIoU (supernet, derived), gap, wall time and CPU time from a run's ``metrics.jsonl``.
 
     The mIoU fields come from the last ``"kind": "eval"`` record; wall time is the last record's ``time``
     minus the first's (a resumed run includes the time it was stopped). A missing file gives empty fields;
     a truncated last line (a run being written or killed) is skipped.
     """
-    result: dict[str, float | None] = dict(miou_supernet=None, miou=None, gap=None, wall_time_s=None)
+    result: dict[str, float | None] = dict(
+        miou_supernet=None, miou=None, gap=None, wall_time_s=None, cpu_seconds=None
+    )
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -142,6 +132,7 @@ def read_metrics(path: Path) -> dict[str, float | None]:
         result["miou"] = _finite(last.get("search/miou"))
         result["miou_supernet"] = _finite(last.get("search/miou_supernet"))
         result["gap"] = _finite(last.get("search/gap"))
+        result["cpu_seconds"] = _finite(last.get("cpu_seconds"))
     return result
 
 
@@ -205,13 +196,14 @@ def collect_runs(sweep_dir: Path) -> tuple[SearchSpace, list[RunSummary]]:
         )
     archs = [(run_dir, load_arch(run_dir / ARCH)) for run_dir in run_dirs]
     space: SearchSpace | None = None
-    first: tuple[str, str] | None = None  # (run, digest)
+    first = (
+        run_dirs[0].relative_to(sweep_dir).as_posix(),
+        _run_space(run_dirs[0], archs[0][1], run_dirs[0] / ARCH)[0],
+    )
     for run_dir, arch in archs:
         label = run_dir.relative_to(sweep_dir).as_posix()
         digest, run_space = _run_space(run_dir, arch, run_dir / ARCH)
-        if first is None:
-            first = (label, digest)
-        elif digest != first[1]:
+        if digest != first[1]:
             raise UserError(
                 f"runs {first[0]} and {label} searched different spaces (digest {first[1][:12]} vs "
                 f"{digest[:12]}); summarise one search space at a time"
@@ -266,102 +258,30 @@ def consensus_arch(space: SearchSpace, votes: Sequence[Agreement], runs: Sequenc
     return dataclasses.replace(arch, search=search)
 
 
-# ---- writing -------------------------------------------------------------------------------------
-def _number(value: float | None, digits: int = 2) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def run_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of the per-run table of a summary (rates in the space's branch order)."""
-    headers = ["run", "rates", "fov", "supernet mIoU", "derived mIoU", "gap", "wall s"]
-    rows = [
-        [
-            run["run"],
-            " ".join(str(rate) for rate in run["rates"].values()),
-            str(run["field_of_view"]),
-            _number(run["miou_supernet"]),
-            _number(run["miou"]),
-            _number(run["gap"]),
-            _number(run["wall_time_s"], 1),
-        ]
-        for run in summary["runs"]
-    ]
-    return headers, rows
-
-
-def agreement_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of the per-branch agreement table of a summary."""
-    headers = ["branch", "most chosen", "runs", "share", "consensus"]
-    consensus = summary["consensus"]["rates"]
-    rows = [
-        [
-            key,
-            str(vote["rate"]),
-            f"{vote['count']}/{sum(vote['counts'])}",
-            f"{vote['share']:.3f}",
-            str(consensus[key]),
-        ]
-        for key, vote in summary["agreement"].items()
-    ]
-    return headers, rows
-
-
-def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
-
-    return "\n".join([line(headers), line(["---"] * len(headers)), *(line(row) for row in rows)])
-
-
-def _markdown(summary: dict[str, Any]) -> str:
-    consensus = summary["consensus"]
-    lines = [
-        f"# Sweep summary: {summary['sweep_dir']}",
-        "",
-        f"Search space `{summary['space']['name']}` (digest `{summary['space']['digest'][:12]}`), "
-        f"{len(summary['runs'])} runs; searchable branches {', '.join(summary['branches'])}.",
-        "",
-        "## Runs",
-        "",
-        _markdown_table(*run_table(summary)),
-        "",
-        "Overrides:",
-        "",
-        *(f"- `{run['run']}`: `{' '.join(run['overrides']) or '(none)'}`" for run in summary["runs"]),
-        "",
-        "## Agreement",
-        "",
-        _markdown_table(*agreement_table(summary)),
-        "",
-        "## Consensus",
-        "",
-        f"Rates {' '.join(str(rate) for rate in consensus['rates'].values())}, field of view "
-        f"{consensus['field_of_view']} px, the gapless choice with the highest product of vote shares: `{consensus['arch']}`.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _csv(runs: Sequence[RunSummary], keys: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        ["run", "overrides", *keys, "field_of_view", "miou_supernet", "miou", "gap", "wall_time_s"]
-    )
+# ---- ground truth ------------------------------------------------------------------------------
+def rank_runs(runs: Sequence[RunSummary], table_path: Path, branches: int) -> dict[str, Any]:
+    """Fill each run's ``pick_miou``, ``regret`` and ``percentile`` from a ground-truth table; returns the
+    table's summary (its best architecture, size and cost, and the picks it does not hold)."""
+    table = read_table(table_path, branches)
+    missing = []
     for run in runs:
-        metrics = [run.miou_supernet, run.miou, run.gap, run.wall_time_s]
-        writer.writerow(
-            [
-                run.run,
-                " ".join(run.overrides),
-                *(run.rates[key] for key in keys),
-                run.field_of_view,
-                *("" if value is None else value for value in metrics),
-            ]
-        )
-    return buffer.getvalue()
+        ranking = rank_pick(table, rates_key(list(run.rates.values())))
+        if ranking is None:
+            missing.append(rates_key(list(run.rates.values())))
+            continue
+        run.pick_miou, run.regret, run.percentile = ranking.pick_miou, ranking.regret, ranking.percentile
+    best = max(table.values(), key=lambda result: result.mean)
+    return {
+        "table": str(table_path),
+        "archs": len(table),
+        "best_arch": best.arch,
+        "best_miou": best.mean,
+        "cpu_seconds": table_cost(table),
+        "picks_not_in_table": sorted(set(missing)),
+    }
 
 
+# ---- writing -------------------------------------------------------------------------------------
 def _write(path: Path, write) -> Path:
     try:
         return write(path)
@@ -369,14 +289,19 @@ def _write(path: Path, write) -> Path:
         raise UserError(f"{path}: cannot write: {error.strerror or error}") from None
 
 
-def report_sweep(sweep_dir: str | os.PathLike) -> dict[str, Any]:
+def report_sweep(
+    sweep_dir: str | os.PathLike, ground_truth: str | os.PathLike | None = None
+) -> dict[str, Any]:
     """Summarise a sweep; write ``summary.{md,csv,json}`` and ``consensus_arch.json`` into it.
 
+    With ``ground_truth`` (a table of ``dilnas-grid``), every run's pick is ranked against it: ``regret`` and
+    ``percentile`` per run, and the table's best architecture and cost in ``ground_truth``.
     Returns what ``summary.json`` holds; ``files`` names the files written, relative to ``sweep_dir``.
     Everything is read and checked before anything is written.
     """
     sweep_dir = Path(sweep_dir)
     space, runs = collect_runs(sweep_dir)
+    reference = rank_runs(runs, Path(ground_truth), len(space.branches)) if ground_truth else None
     votes = agreement(space, runs)
     arch = consensus_arch(space, votes, runs)
     keys = [branch.key for branch in space.branches]
@@ -397,15 +322,17 @@ def report_sweep(sweep_dir: str | os.PathLike) -> dict[str, Any]:
         },
         "consensus": {
             "arch": CONSENSUS_NAME,
-            "rates": {key: arch.search["branches"][key]["choice"] for key in keys},
+            "rates": {key: (arch.search or {})["branches"][key]["choice"] for key in keys},
             "field_of_view": arch.field_of_view,
         },
         "files": [CONSENSUS_NAME, *SUMMARY_NAMES.values()],
     }
+    if reference is not None:
+        summary["ground_truth"] = reference
     _write(sweep_dir / CONSENSUS_NAME, lambda path: save_arch(arch, path))
-    markdown = _markdown(summary)
+    markdown = sweep_tables.markdown(summary)
     _write(sweep_dir / SUMMARY_NAMES["markdown"], lambda path: atomic_write_text(path, markdown))
-    table = _csv(runs, keys)
+    table = sweep_tables.runs_csv(runs, keys)
     _write(sweep_dir / SUMMARY_NAMES["csv"], lambda path: atomic_write_text(path, table))
     _write(sweep_dir / SUMMARY_NAMES["json"], lambda path: atomic_write_json(path, summary))
     return summary

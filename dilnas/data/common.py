@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
+from dilnas.data.dataset import LabelledDataset
 from dilnas.data.transforms import IGNORE_INDEX, PairTransform
 from dilnas.utils.errors import UserError
 
@@ -125,15 +125,13 @@ def check_split(dataset: str, split: str, allowed: Iterable[str], root: Path) ->
         raise DataError(f"{root}: unknown {dataset} split {split!r}; expected one of {', '.join(allowed)}")
 
 
-class SegmentationDataset(Dataset):
+class SegmentationDataset(LabelledDataset):
     """(image, label) pairs from PNG files: image float32 (3, H, W) in [0, 1] before ``transform``, label
     int64 (H, W) in train ids with 255 = ignore (all 255 when there is no label file).
 
     Subclasses set the class attributes and build ``files``; this class reads, checks and maps the pixels.
     """
 
-    num_classes: int
-    class_names: tuple[str, ...]
     ignore_index: int = IGNORE_INDEX
     # raw label id -> train id (-1: not a valid raw id); and how to describe the valid ids in a message.
     label_table: np.ndarray

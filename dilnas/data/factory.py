@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from torch.utils.data import Dataset
+import torch
 
 from dilnas.data.camvid import CamVidDataset
 from dilnas.data.cityscapes import CityscapesDataset
+from dilnas.data.dataset import LabelledDataset
 from dilnas.data.synthetic import SyntheticConfig, SyntheticDataset
-from dilnas.data.transforms import eval_transform, train_transform
+from dilnas.data.transforms import PairTransform, eval_transform, train_transform
 from dilnas.spec.options import DataConfig, DataName
 from dilnas.utils.errors import UserError
 
@@ -24,7 +25,7 @@ def synthetic_config(config: DataConfig) -> SyntheticConfig:
     )
 
 
-def build_dataset(config: DataConfig, split: str, train: bool) -> Dataset:
+def build_dataset(config: DataConfig, split: str, train: bool) -> LabelledDataset:
     """The ``split`` of the configured data set, with the training or the evaluation transform."""
     if config.name is DataName.synthetic:
         # Already normalised; frames must stay whole, so the only augmentation is the flip.
@@ -41,11 +42,9 @@ def build_dataset(config: DataConfig, split: str, train: bool) -> Dataset:
             raise UserError(
                 f"data={config.name.value} needs data.scale_range=[MIN,MAX] and data.crop_size=[H,W]"
             )
-        _check_pair("data.scale_range", config.scale_range)
-        _check_pair("data.crop_size", config.crop_size)
         transform = train_transform(
-            tuple(config.scale_range),
-            tuple(config.crop_size),
+            _pair("data.scale_range", config.scale_range),
+            _pair("data.crop_size", config.crop_size),
             config.mean,
             config.std,
             0.5 if config.flip else 0.0,
@@ -56,15 +55,17 @@ def build_dataset(config: DataConfig, split: str, train: bool) -> Dataset:
     return cls(config.root, split, transform)
 
 
-def _check_pair(name: str, value: list[int]) -> None:
+def _pair(name: str, value: list[int]) -> tuple[int, int]:
+    """``value`` as a (first, second) pair, after checking it holds two positive integers."""
     if len(value) != 2 or min(value) < 1:
         raise UserError(f"{name}={value}: expected two positive integers")
+    return value[0], value[1]
 
 
-class _Transformed(Dataset):
+class _Transformed(LabelledDataset):
     """A data set with a paired transform applied on top (keeps the data set's class attributes)."""
 
-    def __init__(self, dataset: Dataset, transform):
+    def __init__(self, dataset: LabelledDataset, transform: PairTransform):
         self.dataset, self.transform = dataset, transform
         self.num_classes = dataset.num_classes
         self.class_names = dataset.class_names
@@ -72,5 +73,5 @@ class _Transformed(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.transform(*self.dataset[index])

@@ -21,8 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from dilnas.data.dataset import LabelledDataset
 from dilnas.spec.labels import IGNORE_INDEX
 from dilnas.utils.errors import UserError
 
@@ -295,7 +295,7 @@ def channel_statistics(config: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-class SyntheticDataset(Dataset):
+class SyntheticDataset(LabelledDataset):
     """A split of the synthetic data, returning (image, label) like the real loaders."""
 
     num_classes = len(CLASS_NAMES)

@@ -116,7 +116,8 @@ class RandomShortSideScale:
     def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_pair(image, label, "RandomShortSideScale")
         short_side = _randint(self.min_size, self.max_size, self.generator)
-        return _resize_pair(image, label, _short_side_size(*label.shape, short_side))
+        height, width = label.shape
+        return _resize_pair(image, label, _short_side_size(height, width, short_side))
 
     def __repr__(self) -> str:
         return f"RandomShortSideScale(min_size={self.min_size}, max_size={self.max_size})"
@@ -131,7 +132,8 @@ class ShortSideResize:
 
     def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_pair(image, label, "ShortSideResize")
-        return _resize_pair(image, label, _short_side_size(*label.shape, self.size))
+        height, width = label.shape
+        return _resize_pair(image, label, _short_side_size(height, width, self.size))
 
     def __repr__(self) -> str:
         return f"ShortSideResize(size={self.size})"

@@ -9,6 +9,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# A block's BatchNorm, or the nn.Identity that ``dilnas.models.deploy`` leaves once it has folded it.
+FoldableNorm = nn.BatchNorm2d | nn.Identity
+
+
+def unfolded_norm(norm: FoldableNorm) -> nn.BatchNorm2d:
+    """``norm``, which must not have been folded yet."""
+    if not isinstance(norm, nn.BatchNorm2d):
+        raise TypeError(f"expected a BatchNorm2d, got {type(norm).__name__} (a BatchNorm folded already)")
+    return norm
+
 
 class ConvBnAct(nn.Module):
     """Convolution without bias, BatchNorm, optional ReLU."""
@@ -24,7 +34,7 @@ class ConvBnAct(nn.Module):
     ):
         super().__init__()
         self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=padding, bias=False)
-        self.bn = nn.BatchNorm2d(out_chs)
+        self.bn: FoldableNorm = nn.BatchNorm2d(out_chs)
         self.act = nn.ReLU(inplace=True) if act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,7 +66,7 @@ class Shortcut(nn.Module):
         super().__init__()
         self.avg = nn.AvgPool2d(2, 2, ceil_mode=True) if stride == 2 else nn.Identity()
         self.conv = nn.Conv2d(in_chs, out_chs, 1, bias=False)
-        self.bn = nn.BatchNorm2d(out_chs)
+        self.bn: FoldableNorm = nn.BatchNorm2d(out_chs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(self.avg(x)))
@@ -114,14 +124,14 @@ class DBlock(nn.Module):
     ):
         super().__init__()
         self.conv1 = nn.Conv2d(in_chs, out_chs, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_chs)
+        self.bn1: FoldableNorm = nn.BatchNorm2d(out_chs)
         self.act1 = nn.ReLU(inplace=True)
         self.conv2 = DilatedConv(out_chs, tuple(dilations), group_width, stride)
-        self.bn2 = nn.BatchNorm2d(out_chs)
+        self.bn2: FoldableNorm = nn.BatchNorm2d(out_chs)  # GatedBatchNorm2d in a supernet
         self.act2 = nn.ReLU(inplace=True)
         self.se = SqueezeExcite(out_chs, in_chs // 4) if se else nn.Identity()
         self.conv3 = nn.Conv2d(out_chs, out_chs, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_chs)
+        self.bn3: FoldableNorm = nn.BatchNorm2d(out_chs)
         self.act3 = nn.ReLU(inplace=True)
         self.shortcut = (
             Shortcut(in_chs, out_chs, stride) if stride != 1 or in_chs != out_chs else nn.Identity()

@@ -12,11 +12,15 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 
-from dilnas.models.blocks import ConvBnAct, DBlock, DilatedConv, Shortcut
+from dilnas.models.blocks import ConvBnAct, DBlock, DilatedConv, Shortcut, unfolded_norm
 
 
 def _fold_dilated(dilated: DilatedConv, bn: nn.BatchNorm2d) -> None:
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("fold_batchnorm: a BatchNorm without running statistics cannot be folded")
     for index, conv in enumerate(dilated.convs):
+        if not isinstance(conv, nn.Conv2d):
+            raise TypeError(f"fold_batchnorm: no folding rule for a {type(conv).__name__} branch")
         channels = slice(index * dilated.branch_chs, (index + 1) * dilated.branch_chs)
         conv.weight, conv.bias = fuse_conv_bn_weights(
             conv.weight,
@@ -35,12 +39,12 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     model = copy.deepcopy(model).eval()
     for module in model.modules():
         if isinstance(module, ConvBnAct | Shortcut):
-            module.conv = fuse_conv_bn_eval(module.conv, module.bn)
+            module.conv = fuse_conv_bn_eval(module.conv, unfolded_norm(module.bn))
             module.bn = nn.Identity()
         elif isinstance(module, DBlock):
-            module.conv1 = fuse_conv_bn_eval(module.conv1, module.bn1)
-            _fold_dilated(module.conv2, module.bn2)
-            module.conv3 = fuse_conv_bn_eval(module.conv3, module.bn3)
+            module.conv1 = fuse_conv_bn_eval(module.conv1, unfolded_norm(module.bn1))
+            _fold_dilated(module.conv2, unfolded_norm(module.bn2))
+            module.conv3 = fuse_conv_bn_eval(module.conv3, unfolded_norm(module.bn3))
             module.bn1, module.bn2, module.bn3 = nn.Identity(), nn.Identity(), nn.Identity()
     leftover = [
         name for name, module in model.named_modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)
@@ -55,5 +59,6 @@ def deploy_model(model: nn.Module, channels_last: bool = False) -> nn.Module:
     model = fold_batchnorm(model)
     model.requires_grad_(False)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format (documented), but torch's overloads for it leave the keyword out.
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model

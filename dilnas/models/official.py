@@ -25,7 +25,8 @@ def official_block_prefixes(spec: ArchSpec) -> list[str]:
     """The public layout's prefix of each block, e.g. ``body.stage4.`` or ``body.stage16.13.``."""
     strides = spec.output_strides()
     counts = {stride: strides.count(stride) for stride in strides}
-    prefixes, seen = [], {}
+    prefixes: list[str] = []
+    seen: dict[int, int] = {}  # output stride -> blocks at that stride so far
     for stride in strides:
         position = seen.get(stride, 0)
         seen[stride] = position + 1

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dilnas.models.blocks import DBlock, unfolded_norm
 from dilnas.models.mixed import GatedBatchNorm2d, MixedDilatedConv
 from dilnas.models.regseg import RegSeg
 from dilnas.models.weights import derived_state_dict
@@ -49,15 +50,22 @@ class SuperNet(RegSeg):
             mixed = MixedDilatedConv(
                 block.branch_channels, branch.candidates, block.group_width, block.stride, shared_kernel
             )
-            conv2 = self.body.blocks[branch.block].conv2
+            conv2 = self._dblock(branch.block).conv2
             conv2.convs[branch.branch] = mixed
             self.mixed.append(mixed)
             start = branch.branch * conv2.branch_chs  # DilatedConv concatenates its branches in order
             gates.setdefault(branch.block, []).append((slice(start, start + conv2.branch_chs), mixed))
         for index, block_gates in gates.items():
-            dblock = self.body.blocks[index]
-            dblock.bn2 = GatedBatchNorm2d(dblock.bn2, block_gates)
+            dblock = self._dblock(index)
+            dblock.bn2 = GatedBatchNorm2d(unfolded_norm(dblock.bn2), block_gates)
         self.alphas = nn.ParameterList(nn.Parameter(torch.zeros(len(b.candidates))) for b in space.branches)
+
+    def _dblock(self, index: int) -> DBlock:
+        # The body's nn.ModuleList hands out plain nn.Modules; every block RegSeg builds is a DBlock.
+        block = self.body.blocks[index]
+        if not isinstance(block, DBlock):
+            raise TypeError(f"body.blocks[{index}] is a {type(block).__name__}, not a DBlock")
+        return block
 
     # ---- parameters ------------------------------------------------------------------------------
     def arch_parameters(self) -> list[nn.Parameter]:

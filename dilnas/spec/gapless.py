@@ -16,6 +16,7 @@ from typing import Protocol
 
 from dilnas.spec.arch import ArchSpec
 from dilnas.spec.fov import ReceptiveField
+from dilnas.utils.errors import UserError
 
 Score = tuple[float, ...]  # compared lexicographically; a branch's scores are summed element by element
 
@@ -73,7 +74,8 @@ def count_gapless(base: ArchSpec, branches: Sequence[Branch]) -> int:
     """How many gapless assignments there are (counted by field size, without listing them)."""
     counts = {base.stem_field().size: 1}
     for block_index in range(len(base.blocks)):
-        stride, following = _stride_before(base, block_index), {}
+        stride = _stride_before(base, block_index)
+        following: dict[int, int] = {}  # field size after the block -> assignments reaching it
         for size, count in counts.items():
             for _, after in _block_steps(base, branches, ReceptiveField(size, stride), block_index):
                 following[after.size] = following.get(after.size, 0) + count
@@ -90,7 +92,8 @@ def best_gapless(
     by_block = _by_block(branches)
     states: dict[int, tuple[Score, tuple[int, ...]]] = {base.stem_field().size: ((), ())}
     for block_index in range(len(base.blocks)):
-        stride, following = _stride_before(base, block_index), {}
+        stride = _stride_before(base, block_index)
+        following: dict[int, tuple[Score, tuple[int, ...]]] = {}  # field size -> best (score, rates) there
         searchable = by_block.get(block_index, [])
         for size, (total, chosen) in sorted(states.items()):
             for combination, after in _block_steps(base, branches, ReceptiveField(size, stride), block_index):
@@ -164,7 +167,8 @@ def sample_gapless(
     rng = random.Random(seed)
     drawn: set[tuple[int, ...]] = set()
     while len(drawn) < count:
-        size, chosen = base.stem_field().size, ()
+        size = base.stem_field().size
+        chosen: tuple[int, ...] = ()
         for block_index in range(len(base.blocks)):
             field = ReceptiveField(size, _stride_before(base, block_index))
             steps = [
@@ -204,3 +208,18 @@ def _completion_counts(base: ArchSpec, branches: Sequence[Branch]) -> list[dict[
             if total:
                 counts[block_index][size] = total
     return counts
+
+
+def rates_key(rates: Sequence[int]) -> str:
+    """The ``arch`` column: the searchable rates in branch order, ``2-5``."""
+    return "-".join(str(rate) for rate in rates)
+
+
+def parse_rates_key(key: str) -> tuple[int, ...]:
+    try:
+        rates = tuple(int(part) for part in key.split("-"))
+    except ValueError:
+        rates = ()
+    if not rates or min(rates) < 1:
+        raise UserError(f"arch {key!r}: expected the searchable rates joined by '-', e.g. 2-5")
+    return rates

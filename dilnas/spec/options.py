@@ -164,6 +164,11 @@ class SearchOrder(str, Enum):
     second = "second"
 
 
+class SearchMethod(str, Enum):
+    gradient = "gradient"  # the bilevel gradient search over the supernet
+    random = "random"  # the baseline: random gapless architectures trained briefly, the best on held-out data
+
+
 class DeriveRule(str, Enum):
     argmax = "argmax"
     expected = "expected"
@@ -195,6 +200,11 @@ class SearchConfig:
     )
     rule: DeriveRule = DeriveRule.argmax
     topk: int = 2
+    method: SearchMethod = SearchMethod.gradient
+    random_archs: int = 4  # method=random: how many gapless architectures are drawn and trained
+    # method=random: training steps per architecture; null: the same compute as a gradient search of this
+    # budget, counted as 2 fixed-network steps per search step (a weight step and an architecture step)
+    random_steps: int | None = None
 
 
 @dataclass
@@ -249,6 +259,9 @@ class ReportConfig:
     """dilnas-report: summarise a sweep of dilnas-search runs and write a consensus architecture."""
 
     sweep_dir: str = MISSING  # a Hydra multirun directory (its jobs hold arch.json)
+    ground_truth: str | None = (
+        None  # a dilnas-grid table (ground_truth.csv): rank every run's pick against it
+    )
 
 
 # ---- ground truth --------------------------------------------------------------------------------
@@ -266,6 +279,7 @@ class GridConfig:
     out: str = MISSING  # grid directory: archs/, runs/, grid.json, ground_truth.csv
     sample: int | None = None  # K architectures drawn uniformly; null: every gapless one
     sample_seed: int = 0
+    include: list[str] = field(default_factory=list)  # arch.json files to add (e.g. search picks)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # retraining seeds
     retrain: list[str] = field(default_factory=list)  # extra dilnas-retrain overrides (recipe, launcher)
     stage: GridStage = GridStage.all

@@ -272,7 +272,9 @@ class _SpaceParser:
         """Expand ``repeat`` and parse dilations; the blocks get the smallest candidates for arch.py."""
         if not isinstance(obj, list):
             return obj, [], []  # arch.py reports it
-        blocks, dilations, repeats = [], [], []
+        blocks: list[Any] = []  # expanded block entries, as read (arch.py checks them)
+        dilations: list[list[_Dilation]] = []
+        repeats: list[tuple[int, int]] = []
         for entry in obj:
             start = len(blocks)
             if not isinstance(entry, dict):

@@ -51,9 +51,14 @@ class Architect:
                 "backward (pytorch/pytorch#61222); set trainer.sync_bn=false or search.order=first"
             )
         self.model, self.supernet, self.criterion, self.config = model, supernet, criterion, config
-        betas = tuple(config.arch_betas)
+        if len(config.arch_betas) != 2:
+            raise UserError(f"search.arch_betas={config.arch_betas}: expected two numbers [beta1, beta2]")
+        beta1, beta2 = config.arch_betas
         self.optimizer = torch.optim.Adam(
-            supernet.arch_parameters(), lr=config.arch_lr, betas=betas, weight_decay=config.arch_weight_decay
+            supernet.arch_parameters(),
+            lr=config.arch_lr,
+            betas=(beta1, beta2),
+            weight_decay=config.arch_weight_decay,
         )
 
     def entropy(self) -> torch.Tensor:

@@ -18,8 +18,10 @@ A run directory (``hydra.run.dir``) holds::
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dilnas.train.distributed import DistInfo, broadcast_object
 from dilnas.utils.errors import UserError
@@ -112,3 +114,21 @@ class RunDir:
 
     def is_search_run(self) -> bool:
         return self.space.is_file()
+
+
+def _natural_key(path: Path) -> list[list[tuple[int, Any]]]:
+    """Order ``2`` before ``10``: Hydra numbers the jobs of a multirun 0, 1, ..., 10, ..."""
+    return [
+        [(0, int(token)) if token.isdigit() else (1, token) for token in re.split(r"(\d+)", part) if token]
+        for part in path.parts
+    ]
+
+
+def find_runs(sweep_dir: str | os.PathLike[str]) -> list[Path]:
+    """Every directory at or below ``sweep_dir`` holding ``arch.json``, in natural order (links not followed)."""
+    found = []
+    for root, dirs, files in os.walk(sweep_dir):
+        dirs[:] = [name for name in dirs if not name.startswith(".")]  # .hydra, .git: never runs
+        if ARCH in files and (Path(root) / ARCH).is_file():
+            found.append(Path(root))
+    return sorted(found, key=lambda path: _natural_key(path.relative_to(sweep_dir)))

@@ -8,10 +8,13 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from dilnas.train.run_dir import METRICS, RunDir
 from dilnas.utils.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 
 class RunLogger:
@@ -24,11 +27,11 @@ class RunLogger:
         self.enabled = enabled
         self.run_dir = run_dir
         self.jsonl = tuple(jsonl)
-        self._writer = None
+        self._writer: SummaryWriter | None = None
         self._files: dict[str, IO[str]] = {}
 
     @property
-    def writer(self):
+    def writer(self) -> SummaryWriter:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter  # imported lazily: slow, and rank 0 only
 

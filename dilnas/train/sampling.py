@@ -3,13 +3,21 @@ mid-epoch sees exactly the batches an uninterrupted run would have seen."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from dilnas.utils.seeds import HELDOUT_SPLIT, derive_seed
+
+
+def dataset_length(dataset: Dataset) -> int:
+    """``len(dataset)``. Training needs map-style data sets with a length, but ``torch.utils.data.Dataset``
+    declares no ``__len__`` (iterable data sets have none), hence the check."""
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"object of type '{type(dataset).__name__}' has no len()")
+    return len(dataset)
 
 
 class ResumableDistributedSampler(Sampler[int]):
@@ -49,7 +57,7 @@ class SeededAugmentation(Dataset):
         self.dataset, self.seed, self.epoch = dataset, seed, 0
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return dataset_length(self.dataset)
 
     def __getitem__(self, index: int) -> Any:
         with torch.random.fork_rng(devices=[]):

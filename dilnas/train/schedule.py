@@ -33,7 +33,8 @@ def parameter_groups(
     """Weight decay everywhere except on BatchNorm parameters (RegSeg); ``exclude`` is left out entirely
     (the search's architecture logits, which have their own optimizer)."""
     excluded = {id(param) for param in exclude}
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for module in model.modules():
         for param in module.parameters(recurse=False):
             if not param.requires_grad or id(param) in excluded:

@@ -29,7 +29,7 @@ from dilnas.spec.derivation import derive_rates
 from dilnas.spec.options import Relaxation, SearchConfig
 from dilnas.train.architect import Architect
 from dilnas.train.run_dir import ARCH_HISTORY, METRICS
-from dilnas.train.sampling import BatchStream, ResumableDistributedSampler, SeededAugmentation
+from dilnas.train.sampling import BatchStream, ResumableDistributedSampler, SeededAugmentation, dataset_length
 from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainingDiverged, TrainSetup, evaluate
 from dilnas.utils.errors import UserError
 from dilnas.utils.seeds import BN_CALIBRATION, HELDOUT_ORDER, derive_seed
@@ -76,7 +76,7 @@ class SearchTrainer(Trainer):
         batch_size, info = recipe.trainer.batch_size, setup.info
         heldout_seed = derive_seed(self.seed, HELDOUT_ORDER)
         heldout_sampler = ResumableDistributedSampler(
-            len(data.heldout_train), heldout_seed, info.rank, info.world_size
+            dataset_length(data.heldout_train), heldout_seed, info.rank, info.world_size
         )
         if len(heldout_sampler) < batch_size:
             raise UserError(

@@ -26,7 +26,7 @@ from dilnas.train.losses import build_loss
 from dilnas.train.metrics import ConfusionMatrix
 from dilnas.train.run_dir import BEST, LAST, METRICS, RunDir
 from dilnas.train.run_log import RunLogger
-from dilnas.train.sampling import ResumableDistributedSampler, SeededAugmentation
+from dilnas.train.sampling import ResumableDistributedSampler, SeededAugmentation, dataset_length
 from dilnas.train.schedule import parameter_groups, warmup_poly_scheduler
 from dilnas.train.signals import StopSignals
 from dilnas.utils.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -50,7 +50,7 @@ class TrainState:
 
 def eval_loader(dataset: Dataset, batch_size: int, num_workers: int, info: DistInfo) -> DataLoader:
     """Each rank takes every world_size-th sample, without padding, so no sample counts twice."""
-    indices = list(range(info.rank, len(dataset), info.world_size))
+    indices = list(range(info.rank, dataset_length(dataset), info.world_size))
     return DataLoader(
         torch.utils.data.Subset(dataset, indices),
         batch_size=batch_size,
@@ -136,7 +136,7 @@ class Trainer:
         self.model = self._wrap(model, trainer.sync_bn, find_unused_parameters)
         self.train_set = SeededAugmentation(data.train_set, self.seed)
         self.sampler = ResumableDistributedSampler(
-            len(data.train_set), self.seed, self.info.rank, self.info.world_size
+            dataset_length(data.train_set), self.seed, self.info.rank, self.info.world_size
         )
         self.num_workers = data.num_workers
         self.steps_per_epoch = len(self.sampler) // trainer.batch_size  # drop_last

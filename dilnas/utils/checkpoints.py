@@ -37,7 +37,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def rng_state() -> dict[str, Any]:
     """Python, NumPy, torch CPU and CUDA RNG states in a weights_only-loadable form."""
     version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = np.random.get_state(legacy=True)
+    # The legacy tuple, unless the global RandomState was given another bit generator than MT19937.
+    if not isinstance(numpy_state, tuple):
+        raise TypeError(f"NumPy's global RNG is not MT19937 ({numpy_state['bit_generator']}); cannot save it")
+    name, keys, pos, has_gauss, cached = numpy_state
     state = {
         "python": [version, list(internal), gauss],
         "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],

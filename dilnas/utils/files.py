@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    What ``write`` returns is ignored (so ``handle.write``, which returns a byte count, will do)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -1,0 +1,26 @@
+"""``LabelledDataset``: what every dilnas data set is, and what the commands may read of one."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch.utils.data import Dataset
+
+
+class LabelledDataset(Dataset[tuple[torch.Tensor, torch.Tensor]], ABC):
+    """A map-style data set of (image, label) pairs with a length and named classes (synthetic, Cityscapes,
+    CamVid, and what ``build_dataset`` wraps them in).
+
+    A base class rather than a ``typing.Protocol``: ``DataLoader`` and ``Subset`` take only subclasses of
+    ``torch.utils.data.Dataset``, which declares neither ``__len__`` nor the class attributes.
+    """
+
+    num_classes: int
+    class_names: tuple[str, ...]
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]: ...

@@ -1,0 +1,121 @@
+"""Ground truth: dilnas-grid enumerates, retrains (a resumable multirun) and collects a table; dilnas-report
+ranks every search pick against it (regret, percentile, cost)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dilnas.analysis.ground_truth import rank_pick, rates_in_space, read_table, table_cost
+from dilnas.analysis.sweep_summary import report_sweep
+from dilnas.spec.space import load_space
+from dilnas.utils.errors import UserError
+from tests.test_report import make_run
+
+REPO = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+TABLE = """arch,seed,miou,cpu_seconds
+1-1,0,70.0,10
+1-1,1,72.0,10
+2-4,0,90.0,12
+2-4,1,88.0,12
+1-3,0,80.0,11
+1-3,1,81.0,11
+"""
+
+
+def write_table(path: Path, text: str = TABLE) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_pick_ranked_against_the_table(tmp_path):
+    table = read_table(write_table(tmp_path / "t.csv"))
+    assert table["2-4"].mean == 89.0 and table["2-4"].std == pytest.approx(1.4142, abs=1e-4)
+    best = rank_pick(table, "2-4")
+    assert (best.regret, best.percentile, best.best_arch) == (0.0, 100.0, "2-4")
+    middle = rank_pick(table, "1-3")
+    assert middle.pick_miou == 80.5 and middle.regret == 8.5 and middle.percentile == pytest.approx(200 / 3)
+    assert rank_pick(table, "2-6") is None  # not in the table: no number is made up
+    assert table_cost(table) == 66.0
+
+
+def test_report_with_ground_truth(tmp_path):
+    root = tmp_path / "sweep"
+    for seed, rates in enumerate([[2, 4], [1, 3], [2, 6]]):
+        make_run(root, str(seed), rates, seed)
+    summary = report_sweep(root, write_table(tmp_path / "t.csv"))
+    runs = {run["run"]: run for run in summary["runs"]}
+    assert (runs["0"]["regret"], runs["0"]["percentile"]) == (0.0, 100.0)
+    assert runs["1"]["regret"] == 8.5 and runs["1"]["pick_miou"] == 80.5
+    assert runs["2"]["regret"] is None
+    truth = summary["ground_truth"]
+    assert truth["best_arch"] == "2-4" and truth["archs"] == 3 and truth["picks_not_in_table"] == ["2-6"]
+    markdown = (root / "summary.md").read_text()
+    assert "## Ground truth" in markdown and "the best `2-4` at 89.00" in markdown
+    assert "| pick mIoU | regret | percentile |" in markdown and "Picks not in the table" in markdown
+    rows = list(csv.DictReader((root / "summary.csv").open()))
+    assert rows[1]["regret"] == "8.5" and rows[2]["regret"] == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("arch,miou\n1-1,3\n", "missing column(s) seed"),
+        ("arch,seed,miou\n1-1,0,high\n", "t.csv:2: miou 'high' is not a number"),
+        ("arch,seed,miou\n1-1,0,nan\n", "t.csv:2: miou 'nan' is not finite"),
+        ("arch,seed,miou\n1-x,0,50\n", "arch '1-x': expected the searchable rates joined by '-'"),
+        ("arch,seed,miou\n1-1-1,0,50\n", "arch '1-1-1' has 3 rates; the searched space has 2"),
+        ("arch,seed,miou\n", "has no rows"),
+    ],
+)
+def test_bad_ground_truth_tables_are_one_line_errors(tmp_path, text, message):
+    with pytest.raises(UserError, match=None) as caught:
+        read_table(write_table(tmp_path / "t.csv", text), branches=2)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_include_must_be_a_point_of_the_space(tmp_path):
+    space = load_space("synthetic_tiny")
+    from dilnas.spec.arch import save_arch
+
+    assert rates_in_space(space, save_arch(space.arch_with([2, 5]), tmp_path / "pick.json")) == (2, 5)
+    other = REPO / "experiments" / "regseg_paper" / "exp48_decoder26.json"
+    with pytest.raises(UserError, match="is not an architecture of search space synthetic_tiny"):
+        rates_in_space(space, other)
+
+
+def grid(out: Path, *args: str) -> subprocess.CompletedProcess:
+    tiny = '"trainer.max_steps=2","data.train_samples=16","data.val_samples=4","data.image_size=64","data.context_distance=8"'
+    return subprocess.run(
+        [sys.executable, "-m", "dilnas.grid", f"out={out}", "sample=2", f"retrain=[{tiny}]", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_grid_retrains_resumes_and_collects(tmp_path):
+    out = tmp_path / "grid"
+    first = grid(out, "seeds=[0]")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "2 architectures x 1 seeds" in first.stdout and "2 runs to do" in first.stdout
+    manifest = json.loads((out / "grid.json").read_text())
+    assert manifest["gapless_total"] == 10 and len(manifest["archs"]) == 2
+    # The same command with one more seed continues the grid: only the new seed's runs are trained.
+    second = grid(out, "seeds=[0,1]")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "2 runs to do" in second.stdout
+    rows = list(csv.DictReader((out / "ground_truth.csv").open()))
+    assert [(row["arch"], row["seed"]) for row in rows] == [
+        (entry["arch"], seed) for entry in manifest["archs"] for seed in ("0", "1")
+    ]
+    assert all(row["steps"] == "2" and float(row["cpu_seconds"]) > 0 for row in rows)
+    assert all(row["run"] == f"runs/synthetic_tiny-{row['arch']}/seed{row['seed']}" for row in rows)
+    again = grid(out, "seeds=[0,1]", "stage=collect")
+    assert again.returncode == 0 and "4 finished runs" in again.stdout
