@@ -121,8 +121,12 @@ def test_a_run_that_fails_on_bad_input_leaves_no_run_directory(tmp_path):
 def test_hydra_full_error_keeps_hydras_report():
     result = subprocess.run(
         [sys.executable, "-m", "dilnas.info", f"arch={EXP48_PATH}", "num_classes=abc"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "HYDRA_FULL_ERROR": "1"},
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+    )
     assert (
         result.returncode == 1
         and "Traceback" in result.stderr
@@ -162,9 +166,16 @@ def test_bench_errors(args, fragment):
 
 def test_bench_search_json():
     result = run(
-        "dilnas.bench", "search", "spaces=[synthetic_tiny]", "crops=[64]", "batch_sizes=[2]", "repeats=1",
-        "warmup=0", "device=cpu", "format=json",
-    )  # fmt: skip
+        "dilnas.bench",
+        "search",
+        "spaces=[synthetic_tiny]",
+        "crops=[64]",
+        "batch_sizes=[2]",
+        "repeats=1",
+        "warmup=0",
+        "device=cpu",
+        "format=json",
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)["rows"]
     assert [row["mode"] for row in rows] == ["fixed (derived)", "supernet softmax", "supernet gumbel"]
@@ -179,8 +190,22 @@ def test_a_reader_that_goes_away_is_a_quiet_exit(args):
     try:
         result = subprocess.run(
             [sys.executable, "-m", "dilnas.info", f"arch={EXP48_PATH}", *args],
-            cwd=REPO, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300,
-        )  # fmt: skip
+            cwd=REPO,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
     finally:
         os.close(write_end)
     assert result.returncode == 1 and result.stderr == ""
+
+
+def test_readme_python_api_block_runs():
+    text = (REPO / "README.md").read_text()
+    block = text.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run(
+        [sys.executable, "-c", block], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["10", "[2,", "6]"]

@@ -133,3 +133,26 @@ def test_read_only_commands_share_one_hydra_preset():
     for name in ("info", "bench_infer", "bench_search", "export", "plot", "report", "grid"):
         text = (Path(CONF_DIR) / f"{name}.yaml").read_text()
         assert "- hydra/read_only" in text and "output_subdir" not in text, name
+
+
+GROUP_SCHEMAS = {
+    "data": schemas.DataConfig,
+    "optim": schemas.OptimConfig,
+    "trainer": schemas.TrainerConfig,
+    "search": schemas.SearchConfig,
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for group in GROUP_SCHEMAS for p in (Path(CONF_DIR) / group).glob("*.yaml")),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_every_group_yaml_agrees_with_its_dataclass(path):
+    """Every key of a group option is a field of its schema, with a value of the field's type, and the option
+    names its schema first in its defaults list (so compose checks it too)."""
+    node = OmegaConf.load(path)
+    assert list(node.pop("defaults")) == [f"{path.parent.name}_schema"], path
+    OmegaConf.merge(
+        OmegaConf.structured(GROUP_SCHEMAS[path.parent.name]), node
+    )  # raises on a bad key or type

@@ -95,8 +95,12 @@ def grid(out: Path, *args: str) -> subprocess.CompletedProcess:
     tiny = '"trainer.max_steps=2","data.train_samples=16","data.val_samples=4","data.image_size=64","data.context_distance=8"'
     return subprocess.run(
         [sys.executable, "-m", "dilnas.grid", f"out={out}", "sample=2", f"retrain=[{tiny}]", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ENV,
+    )
 
 
 @pytest.mark.slow

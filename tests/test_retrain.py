@@ -227,10 +227,24 @@ def worker_pid(run_dir: Path, rank: int) -> int:
 def test_sigterm_to_one_ddp_rank_stops_every_rank_at_the_same_step(tmp_path):
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519",
-         "-m", "dilnas.retrain", *TINY_RUN, "trainer.max_steps=400", f"hydra.run.dir={run_dir}"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29519",
+            "-m",
+            "dilnas.retrain",
+            *TINY_RUN,
+            "trainer.max_steps=400",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     wait_for_step(process, run_dir, 3)
     os.kill(worker_pid(run_dir, 1), signal.SIGTERM)  # rank 1 only: rank 0 learns it through the all-reduce
     _, stderr = process.communicate(timeout=120)  # no rank left waiting in a collective

@@ -81,26 +81,48 @@ def test_search_run_directory_history_export_plot_and_retrain(tmp_path):
 
     export = subprocess.run(
         command("dilnas.export", f"run_dir={run_dir}", "rule=expected", f"out={tmp_path / 'expected.json'}"),
-        cwd=REPO, capture_output=True, text=True, env=ENV,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert export.returncode == 0, export.stderr
     assert load_arch(tmp_path / "expected.json").search["rule"] == "expected"
 
-    info = subprocess.run(command("dilnas.info", f"arch={run_dir / 'arch.json'}", "format=json"), cwd=REPO,
-                          capture_output=True, text=True, env=ENV)  # fmt: skip
+    info = subprocess.run(
+        command("dilnas.info", f"arch={run_dir / 'arch.json'}", "format=json"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert info.returncode == 0 and json.loads(info.stdout)["field_of_view"] == arch.field_of_view
 
-    plot = subprocess.run(command("dilnas.plot", f"run_dir={run_dir}"), cwd=REPO, capture_output=True, text=True,
-                          env=ENV)  # fmt: skip
+    plot = subprocess.run(
+        command("dilnas.plot", f"run_dir={run_dir}"), cwd=REPO, capture_output=True, text=True, env=ENV
+    )
     assert plot.returncode == 0, plot.stderr
     assert (run_dir / "arch_evolution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     retrain = subprocess.run(
-        command("dilnas.retrain", f"arch={run_dir / 'arch.json'}", f"init={run_dir / 'checkpoints' / 'last.pt'}",
-                "data.image_size=64", "data.context_distance=8", "data.train_samples=16", "data.val_samples=4",
-                "trainer.batch_size=8", "trainer.max_steps=2", "device=cpu", f"hydra.run.dir={tmp_path / 'retrain'}"),
-        cwd=REPO, capture_output=True, text=True, env=ENV,
-    )  # fmt: skip
+        command(
+            "dilnas.retrain",
+            f"arch={run_dir / 'arch.json'}",
+            f"init={run_dir / 'checkpoints' / 'last.pt'}",
+            "data.image_size=64",
+            "data.context_distance=8",
+            "data.train_samples=16",
+            "data.val_samples=4",
+            "trainer.batch_size=8",
+            "trainer.max_steps=2",
+            "device=cpu",
+            f"hydra.run.dir={tmp_path / 'retrain'}",
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert retrain.returncode == 0, retrain.stderr
     assert "initialised from" in retrain.stdout
 
@@ -175,10 +197,15 @@ def test_preempted_submitit_job_is_requeued_and_resumes_in_its_own_run_directory
     +experiment=slurm sets it) finds its run directory under the default timestamped sweep directory and
     continues there to the same result as an uninterrupted run."""
     sweep = subprocess.Popen(
-        command("dilnas.search", "-m", "hydra/launcher=submitit_local", "resume=true", *SEARCH_RUN,
-                *RESUME_BUDGET),
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-    )  # fmt: skip
+        command(
+            "dilnas.search", "-m", "hydra/launcher=submitit_local", "resume=true", *SEARCH_RUN, *RESUME_BUDGET
+        ),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     sweep_dir = only_sweep_dir(tmp_path)
     run_dir = sweep_dir / "0"
     wait_for_step(sweep, run_dir, 6)
@@ -205,10 +232,21 @@ def test_a_submitit_job_with_two_tasks_trains_ddp_and_resumes_after_preemption(t
     """hydra.launcher.tasks_per_node=2: one DDP rank per task (gloo here). SIGUSR2 reaches both tasks, as
     SLURM signals every task of a job: both stop at the same step, rank 0 requeues, both resume."""
     sweep = subprocess.Popen(
-        command("dilnas.search", "-m", "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2",
-                "resume=true", *SEARCH_RUN, *RESUME_BUDGET),
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-    )  # fmt: skip
+        command(
+            "dilnas.search",
+            "-m",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.tasks_per_node=2",
+            "resume=true",
+            *SEARCH_RUN,
+            *RESUME_BUDGET,
+        ),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     sweep_dir = only_sweep_dir(tmp_path)
     run_dir = sweep_dir / "0"
     wait_for_step(sweep, run_dir, 3)  # 32 training images, 2 ranks x 8: 2 steps per epoch, 12 in all
@@ -246,10 +284,22 @@ def test_second_order_and_gumbel_searches_move_the_logits(tmp_path, variant):
 @pytest.mark.slow
 def test_ddp_search_keeps_the_logits_identical_on_every_rank(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519",
-         str(REPO / "tests" / "ddp_worker.py"), str(tmp_path), "search"],
-        cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29519",
+            str(REPO / "tests" / "ddp_worker.py"),
+            str(tmp_path),
+            "search",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ENV,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
     alphas = [key for key in rank0["model"] if key.startswith("alphas.")]
@@ -285,9 +335,15 @@ def test_search_user_errors(tmp_path):
 def test_multirun_sweep_writes_the_report(tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = subprocess.run(
-        command("dilnas.search", "-m", "seed=0,1", *SEARCH_RUN, "trainer.epochs=2", f"hydra.sweep.dir={sweep_dir}"),
-        cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV,
-    )  # fmt: skip
+        command(
+            "dilnas.search", "-m", "seed=0,1", *SEARCH_RUN, "trainer.epochs=2", f"hydra.sweep.dir={sweep_dir}"
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ENV,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert {p.name for p in sweep_dir.iterdir()} >= {"0", "1", "summary.md", "summary.csv", "summary.json"}
     summary = json.loads((sweep_dir / "summary.json").read_text())
@@ -296,8 +352,9 @@ def test_multirun_sweep_writes_the_report(tmp_path):
     consensus = load_arch(sweep_dir / "consensus_arch.json")
     assert consensus.gaps() == [] and consensus.search["rule"] == "consensus"
 
-    again = subprocess.run(command("dilnas.report", f"sweep_dir={sweep_dir}"), cwd=REPO, capture_output=True,
-                           text=True, env=ENV)  # fmt: skip
+    again = subprocess.run(
+        command("dilnas.report", f"sweep_dir={sweep_dir}"), cwd=REPO, capture_output=True, text=True, env=ENV
+    )
     assert again.returncode == 0, again.stderr
     assert "consensus_arch.json" in again.stdout
 
@@ -328,3 +385,48 @@ def test_random_search_baseline_picks_the_best_candidate_and_reports_like_a_sear
     assert again.returncode == 0, again.stderr
     resumed = json.loads((run_dir / "arch.json").read_text())["search"]["candidates"]
     assert [(c["rates"], c["miou"]) for c in resumed] == [(c["rates"], c["miou"]) for c in candidates]
+
+
+@pytest.mark.parametrize("relaxation", ["softmax", "gumbel"])
+def test_gap_probe_is_like_for_like_and_leaves_the_training_state_alone(tmp_path, relaxation):
+    from torch.utils.data import Subset
+
+    from dilnas.data.factory import build_dataset
+    from dilnas.models.supernet import SuperNet
+    from dilnas.spec.options import DataConfig, LossConfig, OptimConfig, SearchConfig, TrainerConfig
+    from dilnas.spec.space import load_space
+    from dilnas.train.run_dir import RunDir
+    from dilnas.train.sampling import split_indices
+    from dilnas.train.search_trainer import SearchData, SearchTrainer, recalibrate_batchnorm
+    from dilnas.train.trainer import Recipe, TrainSetup, evaluate
+
+    torch.manual_seed(0)
+    data = DataConfig(image_size=64, context_distance=8, train_samples=32, val_samples=4, num_workers=0)
+    train, plain = build_dataset(data, "train", True), build_dataset(data, "train", False)
+    kept, heldout = split_indices(len(train), 0.5, seed=0)
+    search_data = SearchData(
+        Subset(train, kept), Subset(train, heldout), Subset(plain, heldout), list(train.class_names)
+    )
+    supernet = SuperNet(load_space("synthetic_tiny"), relaxation)
+    recipe = Recipe(TrainerConfig(max_steps=3, batch_size=4), OptimConfig(warmup_steps=1), LossConfig())
+    config = SearchConfig(warmup_epochs=0, relaxation=relaxation, gap_bn_batches=2)
+    trainer = SearchTrainer(
+        supernet, search_data, TrainSetup(RunDir(tmp_path), torch.device("cpu"), 0), recipe, config
+    )
+    trainer.fit()
+    before = {key: value.clone() for key, value in supernet.state_dict().items()}
+    summary, scalars = trainer.measure()
+    assert all(torch.equal(before[key], value) for key, value in supernet.state_dict().items())
+    assert set(scalars) >= {"search/miou", "search/miou_supernet", "search/gap"} and not any(
+        key.startswith("val/") for key in scalars
+    )
+    # The supernet is scored as its expectation with BatchNorm statistics re-estimated on the same images
+    # as the derived network's: recompute it independently.
+    expectation = SuperNet(supernet.space, "softmax")
+    expectation.load_state_dict(supernet.state_dict())
+    recalibrate_batchnorm(expectation, trainer.calibration_batches())
+    matrix = evaluate(expectation, trainer.eval_loader, 3, torch.device("cpu"))
+    assert summary["miou_supernet"] == pytest.approx(
+        matrix.summary(list(train.class_names))["miou"], abs=1e-9
+    )
+    assert scalars["search/gap"] == pytest.approx(summary["miou_supernet"] - summary["miou"])

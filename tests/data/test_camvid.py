@@ -27,9 +27,18 @@ def raise_one_line(call, *names: Path | str) -> str:
 def test_classes() -> None:
     assert CamVidDataset.num_classes == 11
     assert CamVidDataset.class_names == (
-        "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
+        "Sky",
+        "Building",
+        "Pole",
+        "Road",
+        "Pavement",
+        "Tree",
+        "SignSymbol",
+        "Fence",
+        "Car",
+        "Pedestrian",
         "Bicyclist",
-    )  # fmt: skip
+    )
     assert CamVidDataset.ignore_index == 255
 
 

@@ -15,8 +15,27 @@ from dilnas.data.common import DataError
 from dilnas.utils.errors import UserError
 
 # The official cityscapesScripts table, written out independently of the module under test.
-OFFICIAL_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
-                      26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}  # fmt: skip
+OFFICIAL_TRAIN_IDS = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
 
 
 def expected_train_ids(raw: np.ndarray) -> np.ndarray:

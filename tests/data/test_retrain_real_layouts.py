@@ -31,10 +31,22 @@ def test_paper_presets_train_and_evaluate(request, tmp_path, experiment, fixture
     root = request.getfixturevalue(fixture)
     run_dir = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "dilnas.retrain", f"+experiment={experiment}", f"arch={TINY}", f"data.root={root}",
-         *SHRUNK, f"hydra.run.dir={run_dir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dilnas.retrain",
+            f"+experiment={experiment}",
+            f"arch={TINY}",
+            f"data.root={root}",
+            *SHRUNK,
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ENV,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((run_dir / "arch.json").read_text())["num_classes"] == classes
     evaluation = records(run_dir, "eval")[-1]
@@ -44,10 +56,21 @@ def test_paper_presets_train_and_evaluate(request, tmp_path, experiment, fixture
 
 def test_missing_root_is_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "dilnas.retrain", "+experiment=cityscapes", f"arch={TINY}",
-         f"data.root={tmp_path / 'absent'}", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dilnas.retrain",
+            "+experiment=cityscapes",
+            f"arch={TINY}",
+            f"data.root={tmp_path / 'absent'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ENV,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "absent" in lines[0] and "leftImg8bit/train/<city>" in lines[0]
