@@ -118,16 +118,7 @@ def unreachable_candidates(base: ArchSpec, branches: Sequence[Branch]) -> list[t
     the rest of the network can still be completed without a gap; a candidate is reachable when some
     gapless step of its block from a reachable field lands on a completable one.
     """
-    forward = [{base.stem_field().size}]
-    for block_index in range(len(base.blocks)):
-        stride = _stride_before(base, block_index)
-        forward.append(
-            {
-                after.size
-                for size in forward[-1]
-                for _, after in _block_steps(base, branches, ReceptiveField(size, stride), block_index)
-            }
-        )
+    forward = _reachable_fields(base, branches)
     completable = forward[-1]
     used: set[tuple[int, int]] = set()
     by_block = _by_block(branches)
@@ -183,18 +174,25 @@ def sample_gapless(
     return sorted(drawn)
 
 
-def _completion_counts(base: ArchSpec, branches: Sequence[Branch]) -> list[dict[int, int]]:
-    """``counts[b][size]``: gapless completions of blocks b.. from an input field of that size."""
-    reachable = [{base.stem_field().size}]
+def _reachable_fields(base: ArchSpec, branches: Sequence[Branch]) -> list[set[int]]:
+    """``fields[b]``: the input field sizes block b can be reached with by gapless choices before it (the last
+    entry: after the last block)."""
+    fields = [{base.stem_field().size}]
     for block_index in range(len(base.blocks)):
-        stride = _stride_before(base, block_index)
-        reachable.append(
+        field_stride = _stride_before(base, block_index)
+        fields.append(
             {
                 after.size
-                for size in reachable[-1]
-                for _, after in _block_steps(base, branches, ReceptiveField(size, stride), block_index)
+                for size in fields[-1]
+                for _, after in _block_steps(base, branches, ReceptiveField(size, field_stride), block_index)
             }
         )
+    return fields
+
+
+def _completion_counts(base: ArchSpec, branches: Sequence[Branch]) -> list[dict[int, int]]:
+    """``counts[b][size]``: gapless completions of blocks b.. from an input field of that size."""
+    reachable = _reachable_fields(base, branches)
     counts: list[dict[int, int]] = [{} for _ in reachable]
     counts[-1] = dict.fromkeys(reachable[-1], 1)
     for block_index in reversed(range(len(base.blocks))):
