@@ -90,3 +90,11 @@ def broadcast_object(obj, info: DistInfo):
     holder = [obj]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
+
+
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Give every rank rank 0's buffers (BatchNorm statistics), as DDP does at the start of each forward:
+    after a training step each rank's statistics have moved with its own batch."""
+    if info.enabled:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)

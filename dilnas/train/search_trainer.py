@@ -28,6 +28,7 @@ from dilnas.models.supernet import SuperNet
 from dilnas.spec.derivation import derive_rates
 from dilnas.spec.options import Relaxation, SearchConfig
 from dilnas.train.architect import Architect
+from dilnas.train.distributed import broadcast_buffers
 from dilnas.train.run_dir import ARCH_HISTORY, METRICS
 from dilnas.train.sampling import BatchStream, ResumableDistributedSampler, SeededAugmentation, dataset_length
 from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainingDiverged, TrainSetup, evaluate
@@ -204,6 +205,7 @@ class SearchTrainer(Trainer):
 
     def measure(self) -> tuple[dict[str, Any], dict[str, float]]:
         """The supernet and the derived network on the held-out split, like for like (module docstring)."""
+        broadcast_buffers(self.supernet, self.info)  # every rank probes (and later saves) the same network
         rates, _, _ = self.branch_report()
         batches = self.calibration_batches()
         # A copy (the probe must not touch the training state) that scores and calibrates the expectation
