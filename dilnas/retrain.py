@@ -77,7 +77,8 @@ def evaluate_checkpoint(
     )
     if info.is_main:
         atomic_write_json(run_dir.eval, {"checkpoint": str(path), "split": config.data.eval_split, **summary})
-        print(f"{path}: {config.data.eval_split} mIoU {summary['miou']:.2f}")
+        reduced = f", mIoU^R {summary['miou_reduced']:.2f}" if "miou_reduced" in summary else ""
+        print(f"{path}: {config.data.eval_split} mIoU {summary['miou']:.2f}{reduced}")
     return summary["miou"]
 
 

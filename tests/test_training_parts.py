@@ -240,3 +240,22 @@ def test_architect_step_moves_the_logits_and_not_the_weights():
         if "running" in key or "num_batches_tracked" in key:
             continue  # BatchNorm statistics follow the forward pass in training mode
         assert torch.equal(after[key], value), key
+
+
+def test_miou_reduced_leaves_out_truck_bus_and_train_for_cityscapes_only():
+    from dilnas.data.cityscapes import CLASS_NAMES
+    from dilnas.train.metrics import ConfusionMatrix
+
+    matrix = ConfusionMatrix(19)
+    target = torch.arange(19).repeat(10)
+    prediction = target.clone()
+    for name in ("truck", "bus", "train"):  # every pixel of these classes predicted as road
+        prediction[target == CLASS_NAMES.index(name)] = 0
+    matrix.update(prediction, target)
+    summary = matrix.summary(CLASS_NAMES)
+    road = 10 / 40  # 10 road pixels right out of 40 predicted or labelled road
+    assert summary["miou"] == pytest.approx((road + 15) / 19 * 100)
+    assert summary["miou_reduced"] == pytest.approx((road + 15) / 16 * 100)
+    other = ConfusionMatrix(3)
+    other.update(torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]))
+    assert "miou_reduced" not in other.summary(["a", "b", "c"])

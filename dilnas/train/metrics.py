@@ -1,4 +1,4 @@
-"""Confusion-matrix segmentation metrics (mIoU and per-class IoU), all-reducible across processes."""
+"""Confusion-matrix segmentation metrics (mIoU, mIoU^R and per-class IoU), all-reducible across processes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from collections.abc import Sequence
 
 import torch
 
+from dilnas.data.cityscapes import CLASS_NAMES as CITYSCAPES_CLASSES
 from dilnas.spec.labels import IGNORE_INDEX
+
+REDUCED_EXCLUDED = ("truck", "bus", "train")  # RegSeg's mIoU^R leaves out these rare Cityscapes classes
 
 
 class ConfusionMatrix:
@@ -40,10 +43,22 @@ class ConfusionMatrix:
         total = self.matrix.sum()
         return float(self.matrix.diag().sum() / total) * 100.0 if total else float("nan")
 
+    def miou_reduced(self, class_names: Sequence[str]) -> float | None:
+        """RegSeg's ablation metric mIoU^R: the mIoU without truck, bus and train, for Cityscapes' 19 classes
+        (None for other class sets)."""
+        if tuple(class_names) != CITYSCAPES_CLASSES:
+            return None
+        keep = [index for index, name in enumerate(class_names) if name not in REDUCED_EXCLUDED]
+        return float(self.iou()[keep].nanmean()) * 100.0
+
     def summary(self, class_names: Sequence[str]) -> dict:
+        """``miou``, ``pixel_accuracy``, per-class ``iou`` (None for an absent class), and ``miou_reduced``
+        for Cityscapes' classes."""
         ious = self.iou().tolist()
+        reduced = self.miou_reduced(class_names)
         return {
             "miou": self.miou(),
+            **({"miou_reduced": reduced} if reduced is not None else {}),
             "pixel_accuracy": self.pixel_accuracy(),
             "iou": {
                 name: (None if value != value else value * 100.0)

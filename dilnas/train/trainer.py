@@ -271,6 +271,8 @@ class Trainer:
         matrix = evaluate(self.model, self.eval_loader, len(self.class_names), self.device, self.amp)
         summary = matrix.summary(self.class_names)
         scalars = {"val/miou": summary["miou"], "val/pixel_accuracy": summary["pixel_accuracy"]}
+        if "miou_reduced" in summary:
+            scalars["val/miou_reduced"] = summary["miou_reduced"]
         scalars |= {f"val/iou/{name}": value for name, value in summary["iou"].items() if value is not None}
         return summary, scalars
 
