@@ -43,20 +43,29 @@ def _run(
     config: RetrainConfig, device: torch.device, info: DistInfo, run_dir: RunDir, config_yaml: str
 ) -> float:
     seed_everything(config.seed)
-    train_set = build_dataset(config.data, config.data.train_split, train=True)
-    eval_set = build_dataset(config.data, config.data.eval_split, train=False)
     spec = load_arch(config.arch, allow_gaps=config.allow_gaps)
-    if spec.num_classes != train_set.num_classes:
-        log.info(
-            "%s has %d classes: the classifier is built for them",
-            config.data.name.value,
-            train_set.num_classes,
-        )
-        spec = spec.with_num_classes(train_set.num_classes)
     if config.eval_only:
-        return evaluate_checkpoint(config, spec, eval_set, device, info, run_dir)
+        eval_set = build_dataset(config.data, config.data.eval_split, train=False)
+        return evaluate_checkpoint(
+            config, _fit_classes(spec, eval_set, config), eval_set, device, info, run_dir
+        )
+    # Class-uniform sampling may read every label map of the training split once (then cached): the
+    # architecture is checked before, and an evaluation-only run never builds the training set.
+    train_set = build_dataset(config.data, config.data.train_split, train=True, resampled=True)
+    eval_set = build_dataset(config.data, config.data.eval_split, train=False)
+    spec = _fit_classes(spec, train_set, config)
     data = TrainData(train_set, eval_set, train_set.class_names, config.data.num_workers)
     return train(config, spec, data, TrainSetup(run_dir, device, config.seed, info), config_yaml)
+
+
+def _fit_classes(spec: ArchSpec, dataset: LabelledDataset, config: RetrainConfig) -> ArchSpec:
+    """``spec`` with a classifier for ``dataset``'s classes."""
+    if spec.num_classes == dataset.num_classes:
+        return spec
+    log.info(
+        "%s has %d classes: the classifier is built for them", config.data.name.value, dataset.num_classes
+    )
+    return spec.with_num_classes(dataset.num_classes)
 
 
 def evaluate_checkpoint(

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
 
-from dilnas.cli import CONF_DIR, register_schemas, typed_config
+from dilnas.cli import CONF_DIR, one_line_hydra_error, register_schemas, typed_config
 from dilnas.spec import options as schemas
 
 PRIMARY = {
@@ -72,6 +73,41 @@ def test_paper_recipe_defaults():
     )
     assert (camvid.optim.lr, camvid.trainer.batch_size, camvid.trainer.epochs) == (0.005, 12, 200)
     assert camvid.data.crop_size == [720, 960] and camvid.data.train_split == "trainval"
+
+
+def test_class_uniform_and_randaug_in_the_cityscapes_presets_only():
+    """The official 1000-epoch Cityscapes configuration: RandAugment "reduced" and class_uniform_pct 0.5; the
+    CamVid preset and a plain data group keep the defaults (none, 0), so a search's fixed images stay fixed."""
+    assert (schemas.DataConfig().augment, schemas.DataConfig().class_uniform_pct) == (
+        schemas.Augment.none,
+        0.0,
+    )
+    for experiment in ("cityscapes", "cityscapes_best"):
+        config = OmegaConf.to_object(
+            compose(config_name="retrain", overrides=["arch=x.json", f"+experiment={experiment}"])
+        )
+        assert config.data.augment is schemas.Augment.randaug_reduced, experiment
+        assert config.data.class_uniform_pct == 0.5, experiment
+    for overrides in (["+experiment=camvid_finetune"], ["data=cityscapes"], ["data=camvid"]):
+        config = OmegaConf.to_object(compose(config_name="retrain", overrides=["arch=x.json", *overrides]))
+        assert (config.data.augment, config.data.class_uniform_pct) == (schemas.Augment.none, 0.0), overrides
+    search = OmegaConf.to_object(compose(config_name="search", overrides=["data=cityscapes"]))
+    assert search.data.class_uniform_pct == 0.0
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("data.augment=randaug_full", "expected one of [none, randaug_reduced]"),
+        ("data.class_uniform_pct=half", "data.class_uniform_pct"),
+    ],
+)
+def test_class_uniform_and_randaug_values_are_checked_at_compose(override, expected):
+    """What the command prints, on one line (the range of class_uniform_pct: tests/data/test_class_uniform)."""
+    with pytest.raises(CompactHydraException) as info:
+        compose(config_name="retrain", overrides=["arch=x.json", override])
+    message = one_line_hydra_error(info.value)
+    assert expected in message and "\n" not in message, message
 
 
 def test_unknown_key_is_refused_at_compose():

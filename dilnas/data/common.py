@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from dilnas.data.dataset import LabelledDataset
-from dilnas.data.transforms import IGNORE_INDEX, PairTransform
+from dilnas.data.transforms import IGNORE_INDEX, Compose, PairTransform, Point
 from dilnas.utils.errors import UserError
 
 # Pillow label modes holding one integer per pixel ("P" gives palette indices, which is what we want).
@@ -153,20 +153,38 @@ class SegmentationDataset(LabelledDataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.load(index)
+
+    def load(self, index: int, point: Point | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample ``index``; with ``point`` (x, y in the label file's pixels) the transform, a ``Compose``, crops
+        around it (``Compose.around``: class-uniform sampling)."""
         image_path, label_path = self.files[index]
         pixels = read_image(image_path)
         height, width = pixels.shape[:2]
         if label_path is None:
             label = torch.full((height, width), IGNORE_INDEX, dtype=torch.int64)
         else:
-            raw = read_label(label_path, image_path, (height, width))
-            label = torch.from_numpy(map_label(raw, self.label_table, label_path, self.label_values_text))
+            label = torch.from_numpy(self.read_train_ids(index, (height, width)))
         image = (
             torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).to(torch.float32).div_(255.0)
         )
+        if point is not None:
+            if not isinstance(self.transform, Compose):
+                raise TypeError(f"{type(self).__name__}.load: a point needs a Compose transform")
+            return self.transform.around(image, label, point)
         if self.transform is not None:
             image, label = self.transform(image, label)
         return image, label
+
+    def read_train_ids(self, index: int, image_size: tuple[int, int] | None = None) -> np.ndarray:
+        """Sample ``index``'s label file as a (H, W) int64 array of train ids (255 = ignore), checked.
+
+        ``image_size``: the (height, width) its image must have, when known."""
+        image_path, label_path = self.files[index]
+        if label_path is None:
+            raise DataError(f"{image_path}: no label file (split {self.split!r} has no labels)")
+        raw = read_label(label_path, image_path if image_size else None, image_size)
+        return map_label(raw, self.label_table, label_path, self.label_values_text)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, {len(self)} images)"

@@ -24,3 +24,15 @@ class LabelledDataset(Dataset[tuple[torch.Tensor, torch.Tensor]], ABC):
 
     @abstractmethod
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class EpochResampled(LabelledDataset):
+    """A data set whose list of samples changes every epoch (class-uniform sampling).
+
+    ``set_epoch(seed, epoch)`` rebuilds the list as a pure function of its arguments, so every DDP rank and
+    every resumed run builds the same one; its length never changes. ``SeededAugmentation`` calls it whenever
+    its epoch is set.
+    """
+
+    @abstractmethod
+    def set_epoch(self, seed: int, epoch: int) -> None: ...

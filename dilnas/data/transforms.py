@@ -2,8 +2,13 @@
 
 Each transform is a small callable ``(image, label) -> (image, label)`` on tensors: image float (C, H, W),
 label int64 (H, W) with 255 = ignore. ``train_transform`` builds the RegSeg recipe (random short side in
-[400, 1600], random 768x768 crop padded with 0 / 255, horizontal flip, ImageNet normalisation); normalisation
-comes last so that crop padding is black in the original image, as in the reference implementation.
+[400, 1600], random 768x768 crop padded with 0 / 255, horizontal flip, optionally RandAugment
+(``dilnas.data.randaugment``), ImageNet normalisation); normalisation comes last so that crop padding is black in
+the original image.
+
+Class-uniform sampling crops around a point: ``Compose.around(image, label, point)`` runs the same steps, but
+the transforms that move pixels (``PointTransform``: scale, crop, flip) carry the point (x, y) along, and the
+random crop is placed so that it contains it.
 
 Randomness: a random transform draws from the ``torch.Generator`` given at construction, or from torch's global
 RNG when none is given (the default, and what a training run should use). DataLoader seeds the global RNG of
@@ -17,6 +22,7 @@ its replacement. Runs stay reproducible and workers differ.
 from __future__ import annotations
 
 import numbers
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -27,6 +33,7 @@ from torch.utils.data import get_worker_info
 from dilnas.spec.labels import IGNORE_INDEX
 
 PairTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Point = tuple[int, int]  # (x, y): column and row of a pixel
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -87,6 +94,28 @@ def _positive(name: str, **values: int) -> None:
             raise ValueError(f"{name}: {key} must be a positive integer, got {value!r}")
 
 
+def _scale_point(point: Point, old: tuple[int, int], new: tuple[int, int]) -> Point:
+    """The pixel of a (height, width) = ``new`` resize of an ``old`` image that holds ``point``'s centre."""
+    (x, y), (old_height, old_width), (new_height, new_width) = point, old, new
+    return (
+        min(new_width - 1, int((x + 0.5) * new_width / old_width)),
+        min(new_height - 1, int((y + 0.5) * new_height / old_height)),
+    )
+
+
+class PointTransform(ABC):
+    """A transform that moves pixels and can say where a given pixel went (``with_point``)."""
+
+    @abstractmethod
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    @abstractmethod
+    def with_point(
+        self, image: torch.Tensor, label: torch.Tensor, point: Point
+    ) -> tuple[torch.Tensor, torch.Tensor, Point]:
+        """Like calling it (same random draws), and ``point`` (x, y) of the input in the output's pixels."""
+
+
 class Compose:
     """Apply transforms in order."""
 
@@ -98,11 +127,24 @@ class Compose:
             image, label = transform(image, label)
         return image, label
 
+    def around(
+        self, image: torch.Tensor, label: torch.Tensor, point: Point
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like calling it, with ``point`` (x, y) of the input followed through the transforms that move pixels,
+        so that a random crop contains it (class-uniform sampling). Transforms after the crop may move it again
+        (RandAugment's rotation); only the crop needs it."""
+        for transform in self.transforms:
+            if isinstance(transform, PointTransform):
+                image, label, point = transform.with_point(image, label, point)
+            else:
+                image, label = transform(image, label)
+        return image, label
+
     def __repr__(self) -> str:
         return f"Compose({self.transforms!r})"
 
 
-class RandomShortSideScale:
+class RandomShortSideScale(PointTransform):
     """Resize so that the short side is a uniform random integer in [min_size, max_size] (RegSeg: 400..1600)."""
 
     def __init__(self, min_size: int, max_size: int, generator: torch.Generator | None = None):
@@ -114,10 +156,18 @@ class RandomShortSideScale:
         self.generator = generator
 
     def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label, _ = self.with_point(image, label, (0, 0))
+        return image, label
+
+    def with_point(
+        self, image: torch.Tensor, label: torch.Tensor, point: Point
+    ) -> tuple[torch.Tensor, torch.Tensor, Point]:
         _check_pair(image, label, "RandomShortSideScale")
         short_side = _randint(self.min_size, self.max_size, self.generator)
         height, width = label.shape
-        return _resize_pair(image, label, _short_side_size(height, width, short_side))
+        size = _short_side_size(height, width, short_side)
+        image, label = _resize_pair(image, label, size)
+        return image, label, _scale_point(point, (height, width), size)
 
     def __repr__(self) -> str:
         return f"RandomShortSideScale(min_size={self.min_size}, max_size={self.max_size})"
@@ -139,10 +189,11 @@ class ShortSideResize:
         return f"ShortSideResize(size={self.size})"
 
 
-class RandomCrop:
+class RandomCrop(PointTransform):
     """Crop a random ``height`` x ``width`` window; a smaller input is first padded at the bottom and right.
 
     Padding is ``image_fill`` (0) in the image and ``label_fill`` (255, ignored by the loss) in the label.
+    ``with_point`` places the window at random among those that contain the point (clamped to the image).
     """
 
     def __init__(
@@ -162,22 +213,42 @@ class RandomCrop:
 
     def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_pair(image, label, "RandomCrop")
+        image, label = self._pad(image, label)
         height, width = label.shape
-        pad_bottom, pad_right = max(0, self.height - height), max(0, self.width - width)
-        if pad_bottom or pad_right:
-            image = F.pad(image, (0, pad_right, 0, pad_bottom), value=self.image_fill)
-            label = F.pad(label, (0, pad_right, 0, pad_bottom), value=self.label_fill)
-            height, width = label.shape
         top = _randint(0, height - self.height, self.generator)
         left = _randint(0, width - self.width, self.generator)
         rows, cols = slice(top, top + self.height), slice(left, left + self.width)
         return image[:, rows, cols], label[rows, cols]
 
+    def with_point(
+        self, image: torch.Tensor, label: torch.Tensor, point: Point
+    ) -> tuple[torch.Tensor, torch.Tensor, Point]:
+        _check_pair(image, label, "RandomCrop")
+        image, label = self._pad(image, label)
+        height, width = label.shape
+        x, y = point
+        if not (0 <= x < width and 0 <= y < height):
+            raise ValueError(f"RandomCrop: point {point} lies outside the {width}x{height} input")
+        # Every window that contains the point is equally likely before clamping to the image (RegSeg's
+        # centroid crop); clamping keeps it inside, since the point itself is.
+        top = min(max(_randint(y - self.height + 1, y, self.generator), 0), height - self.height)
+        left = min(max(_randint(x - self.width + 1, x, self.generator), 0), width - self.width)
+        rows, cols = slice(top, top + self.height), slice(left, left + self.width)
+        return image[:, rows, cols], label[rows, cols], (x - left, y - top)
+
+    def _pad(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        height, width = label.shape
+        pad_bottom, pad_right = max(0, self.height - height), max(0, self.width - width)
+        if pad_bottom or pad_right:
+            image = F.pad(image, (0, pad_right, 0, pad_bottom), value=self.image_fill)
+            label = F.pad(label, (0, pad_right, 0, pad_bottom), value=self.label_fill)
+        return image, label
+
     def __repr__(self) -> str:
         return f"RandomCrop(height={self.height}, width={self.width})"
 
 
-class RandomHorizontalFlip:
+class RandomHorizontalFlip(PointTransform):
     """Mirror image and label left-right with probability ``p``."""
 
     def __init__(self, p: float = 0.5, generator: torch.Generator | None = None):
@@ -187,11 +258,17 @@ class RandomHorizontalFlip:
         self.generator = generator
 
     def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label, _ = self.with_point(image, label, (0, 0))
+        return image, label
+
+    def with_point(
+        self, image: torch.Tensor, label: torch.Tensor, point: Point
+    ) -> tuple[torch.Tensor, torch.Tensor, Point]:
         _check_pair(image, label, "RandomHorizontalFlip")
         # Always draw, so the stream of random numbers does not depend on p.
         if torch.rand(1, generator=_draw_from(self.generator)).item() < self.p:
-            return image.flip(-1), label.flip(-1)
-        return image, label
+            return image.flip(-1), label.flip(-1), (label.shape[-1] - 1 - point[0], point[1])
+        return image, label, point
 
     def __repr__(self) -> str:
         return f"RandomHorizontalFlip(p={self.p})"
@@ -225,15 +302,19 @@ def train_transform(
     std: Sequence[float] = IMAGENET_STD,
     flip_p: float = 0.5,
     generator: torch.Generator | None = None,
+    augment: PairTransform | None = None,
 ) -> Compose:
-    """The RegSeg training augmentation: random short side, random crop (height, width), flip, normalise."""
+    """The RegSeg training augmentation: random short side, random crop (height, width), flip, ``augment``
+    (e.g. ``dilnas.data.randaugment.RandAugment``) when given, normalise."""
     crop_height, crop_width = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
     min_size, max_size = scale_range
+    extra = [] if augment is None else [augment]
     return Compose(
         [
             RandomShortSideScale(min_size, max_size, generator=generator),
             RandomCrop(crop_height, crop_width, generator=generator),
             RandomHorizontalFlip(flip_p, generator=generator),
+            *extra,
             Normalize(mean, std),
         ]
     )

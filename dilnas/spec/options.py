@@ -74,6 +74,13 @@ class DataName(str, Enum):
     camvid = "camvid"
 
 
+class Augment(str, Enum):
+    """Extra training augmentation after resize, crop and flip (``data.augment``)."""
+
+    none = "none"
+    randaug_reduced = "randaug_reduced"  # RandAugment: 2 of 7 ops at magnitude 0.2 (RegSeg, Cityscapes)
+
+
 class LossName(str, Enum):
     ce = "ce"
     bootstrapped_ce = "bootstrapped_ce"
@@ -90,6 +97,9 @@ class DataConfig:
     scale_range: list[int] | None = field(default_factory=lambda: [400, 1600])  # random short side
     crop_size: list[int] | None = field(default_factory=lambda: [768, 768])  # [height, width]
     flip: bool = True
+    augment: Augment = Augment.none  # after resize, crop and flip; real data sets only
+    # share of each epoch's samples cropped around a class centroid, in [0, 1] (0: off); dilnas-retrain only
+    class_uniform_pct: float = 0.0
     eval_short_side: int | None = None  # resize for evaluation (None: full resolution, as the paper)
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])

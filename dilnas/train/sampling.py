@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from dilnas.data.dataset import EpochResampled
 from dilnas.utils.seeds import HELDOUT_SPLIT, derive_seed
 
 
@@ -50,11 +51,23 @@ class SeededAugmentation(Dataset):
     """Runs sample ``i`` of ``epoch`` with torch's global RNG seeded from (seed, epoch, i), restored after.
 
     The wrapped dataset's random transforms draw from the global RNG; this makes them reproducible whatever
-    worker process or resume point loads the sample.
+    worker process or resume point loads the sample. Setting ``epoch`` also rebuilds the samples of a data set
+    that changes them every epoch (``EpochResampled``: class-uniform sampling) from (seed, epoch).
     """
 
     def __init__(self, dataset: Dataset, seed: int):
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.dataset, self.seed = dataset, seed
+        self.epoch = 0
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @epoch.setter
+    def epoch(self, epoch: int) -> None:
+        self._epoch = epoch
+        if isinstance(self.dataset, EpochResampled):
+            self.dataset.set_epoch(self.seed, epoch)
 
     def __len__(self) -> int:
         return dataset_length(self.dataset)

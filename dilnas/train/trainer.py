@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from dilnas.spec.options import LossConfig, OptimConfig, TrainerConfig
-from dilnas.train.distributed import DistInfo
+from dilnas.train.distributed import DistInfo, broadcast_buffers
 from dilnas.train.losses import build_loss
 from dilnas.train.metrics import ConfusionMatrix
 from dilnas.train.run_dir import BEST, LAST, METRICS, RunDir
@@ -267,8 +267,12 @@ class Trainer:
         return value
 
     def measure(self) -> tuple[dict[str, Any], dict[str, float]]:
-        """Evaluate: (summary with at least ``miou`` and ``iou``, scalars to log)."""
-        matrix = evaluate(self.model, self.eval_loader, len(self.class_names), self.device, self.amp)
+        """Evaluate: (summary with at least ``miou`` and ``iou``, scalars to log).
+
+        Under DDP every rank evaluates the bare model with rank 0's BatchNorm statistics: a DDP forward is a
+        collective (it broadcasts buffers), and ranks may hold unequal numbers of evaluation batches."""
+        broadcast_buffers(self.bare_model, self.info)
+        matrix = evaluate(self.bare_model, self.eval_loader, len(self.class_names), self.device, self.amp)
         summary = matrix.summary(self.class_names)
         scalars = {"val/miou": summary["miou"], "val/pixel_accuracy": summary["pixel_accuracy"]}
         if "miou_reduced" in summary:

@@ -44,6 +44,13 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, dumps_json(data))
 
 
+def user_cache_dir() -> Path:
+    """Where dilnas keeps caches it cannot keep beside their data: ``$XDG_CACHE_HOME/dilnas``, by default
+    ``~/.cache/dilnas``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dilnas"
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -15,6 +15,7 @@ HELDOUT_ORDER = 1  # the search's held-out batches: order and augmentation
 BN_CALIBRATION = 2  # the training images that re-estimate BatchNorm statistics in the gap probe
 HELDOUT_SPLIT = 0x5EED  # which training samples are held out for the architecture step
 RANDOM_ARCHS = 0xA4C5  # which architectures random search draws
+CLASS_UNIFORM = 0xC1A5  # an epoch's class-uniform sample list: which images and which class centroids
 
 
 def derive_seed(*parts: int) -> int:

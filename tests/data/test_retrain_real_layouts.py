@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.data.conftest import CITYSCAPES_LABEL_IDS, write_blob_tree
 from tests.test_retrain import ENV, REPO, records
 
 TINY = REPO / "experiments" / "synthetic" / "tiny_rate1.json"
@@ -74,3 +75,29 @@ def test_missing_root_is_one_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "absent" in lines[0] and "leftImg8bit/train/<city>" in lines[0]
+
+
+def test_cityscapes_preset_retrains_with_class_uniform_and_randaug(tmp_path):
+    """+experiment=cityscapes turns both on: the centroids are computed and cached beside the data (their reuse,
+    resumption and DDP shards: tests/data/test_class_uniform.py)."""
+    root = write_blob_tree(tmp_path / "cityscapes", background=CITYSCAPES_LABEL_IDS[0])  # road: no empty crop
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "dilnas.retrain",
+        "+experiment=cityscapes",
+        f"arch={TINY}",
+        f"data.root={root}",
+        *SHRUNK,
+        "data.scale_range=[24,40]",
+        "data.crop_size=[16,16]",
+        f"hydra.run.dir={run_dir}",
+    ]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV)
+    assert result.returncode == 0, result.stderr
+    log = (run_dir / "retrain.log").read_text()
+    assert "class-uniform sampling: 19 of 40 samples per epoch around class centroids (1 per class)" in log
+    assert "centroids computed" in log
+    assert (root / ".dilnas-cache" / "class_centroids_train_tile1024.json").is_file()
+    assert records(run_dir, "eval")[-1]["step"] == 2
