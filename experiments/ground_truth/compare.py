@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from dilnas.analysis.sweep_summary import report_sweep
+from dilnas.utils.errors import UserError
 
 
 def mean(values: list[float]) -> str:
@@ -42,7 +43,10 @@ def main(runs_dir: Path, table: Path) -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for method_dir in sorted(path for path in runs_dir.iterdir() if path.is_dir()):
-        print(row(method_dir, table))
+        try:
+            print(row(method_dir, table))
+        except UserError as error:  # e.g. a method whose runs have not finished yet
+            print(f"| {method_dir.name} | {error} |")
 
 
 if __name__ == "__main__":
