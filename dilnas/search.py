@@ -126,6 +126,8 @@ def _random_search(
     summed cost in metrics.jsonl) so that reports and ground truth treat both alike."""
     if config.search.random_archs < 1:
         raise UserError(f"search.random_archs={config.search.random_archs}: expected at least 1")
+    if config.search.random_steps is not None and config.search.random_steps < 1:
+        raise UserError(f"search.random_steps={config.search.random_steps}: expected at least 1, or null")
     _start(config, setup, config_yaml)
     candidates = random_search(space, data, setup, recipe, config.search, config.resume, config_yaml)
     best = pick(candidates)

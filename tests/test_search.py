@@ -430,3 +430,10 @@ def test_gap_probe_is_like_for_like_and_leaves_the_training_state_alone(tmp_path
         matrix.summary(list(train.class_names))["miou"], abs=1e-9
     )
     assert scalars["search/gap"] == pytest.approx(summary["miou_supernet"] - summary["miou"])
+
+
+@pytest.mark.parametrize("setting", ["search.random_archs=0", "search.random_steps=0"])
+def test_random_search_refuses_an_empty_budget_before_writing(tmp_path, setting):
+    result = search(tmp_path / "run", "search.method=random", setting)
+    assert result.returncode == 2 and setting.split("=")[0] in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
