@@ -1,8 +1,9 @@
 """Ground truth for a search space: every gapless architecture (or a uniform sample) retrained over seeds.
 
 ``write_grid`` writes each architecture as arch JSON under ``<out>/archs/`` with a manifest
-(``grid.json``); ``retrain_command`` is the Hydra multirun of ``dilnas-retrain`` over architectures x seeds
-(any launcher: the overrides are the user's); ``collect`` reads the finished runs under ``<out>/runs/``
+(``grid.json``); ``pending_runs`` lists the (architecture, seed) pairs without a finished run and
+``retrain_command`` is the Hydra multirun of ``dilnas-retrain`` over one seed's pending architectures (any
+launcher: the overrides are the user's); ``collect`` reads the finished runs under ``<out>/runs/``
 into one row per (architecture, seed) and ``write_table`` writes them as CSV. A search's pick is then
 ranked against the table (``regret``, ``percentile``; ``dilnas.analysis.sweep_summary``).
 """
@@ -24,7 +25,7 @@ import yaml
 
 from dilnas.spec.arch import load_arch, save_arch
 from dilnas.spec.gapless import count_gapless, parse_rates_key, rates_key, sample_gapless
-from dilnas.spec.space import SearchSpace, load_space
+from dilnas.spec.space import SearchSpace
 from dilnas.train.run_dir import RunDir, find_runs
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_json, atomic_write_text
@@ -93,7 +94,8 @@ def write_grid(
 def pending_runs(out_dir: Path, arch_files: Sequence[Path], seeds: Sequence[int]) -> dict[int, list[Path]]:
     """Per seed, the grid's architectures that have no finished run for it yet."""
     done = {(row.arch, row.seed) for row in collect(out_dir)} if (out_dir / RUNS_DIR).is_dir() else set()
-    keys = [rates_key(rates_in_file(out_dir, path)) for path in arch_files]
+    key_of = {entry["file"]: entry["arch"] for entry in read_manifest(out_dir)["archs"]}
+    keys = [key_of[f"{ARCH_DIR}/{path.name}"] for path in arch_files]
     pending = {
         seed: [path for path, key in zip(arch_files, keys, strict=True) if (key, seed) not in done]
         for seed in seeds
@@ -118,12 +120,6 @@ def retrain_command(
         "hydra.sweep.subdir='${dilnas_stem:${arch}}/seed${seed}'",
         *overrides,
     ]
-
-
-def rates_in_file(out_dir: Path, path: Path) -> tuple[int, ...]:
-    """The searchable rates of a grid architecture, from the manifest."""
-    by_file = {entry["file"]: entry["arch"] for entry in read_manifest(out_dir)["archs"]}
-    return parse_rates_key(by_file[f"{ARCH_DIR}/{path.name}"])
 
 
 @dataclass
@@ -294,7 +290,3 @@ def _table_number(text: str | None, path: Path, number: int, column: str) -> flo
     if not math.isfinite(value):
         raise UserError(f"{path}:{number}: {column} {text!r} is not finite")
     return value
-
-
-def load_grid_space(out_dir: Path) -> SearchSpace:
-    return load_space(read_manifest(out_dir)["space"])

@@ -196,17 +196,13 @@ def collect_runs(sweep_dir: Path) -> tuple[SearchSpace, list[RunSummary]]:
         )
     archs = [(run_dir, load_arch(run_dir / ARCH)) for run_dir in run_dirs]
     space: SearchSpace | None = None
-    first = (
-        run_dirs[0].relative_to(sweep_dir).as_posix(),
-        _run_space(run_dirs[0], archs[0][1], run_dirs[0] / ARCH)[0],
-    )
-    for run_dir, arch in archs:
-        label = run_dir.relative_to(sweep_dir).as_posix()
-        digest, run_space = _run_space(run_dir, arch, run_dir / ARCH)
+    spaces = [_run_space(run_dir, arch, run_dir / ARCH) for run_dir, arch in archs]  # (digest, space or None)
+    first = (run_dirs[0].relative_to(sweep_dir).as_posix(), spaces[0][0])
+    for run_dir, (digest, run_space) in zip(run_dirs, spaces, strict=True):
         if digest != first[1]:
             raise UserError(
-                f"runs {first[0]} and {label} searched different spaces (digest {first[1][:12]} vs "
-                f"{digest[:12]}); summarise one search space at a time"
+                f"runs {first[0]} and {run_dir.relative_to(sweep_dir).as_posix()} searched different spaces "
+                f"(digest {first[1][:12]} vs {digest[:12]}); summarise one search space at a time"
             )
         if space is None:
             space = run_space
