@@ -28,11 +28,11 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from dilnas.analysis.sweep_summary import report_sweep
 from dilnas.spec.options import SCHEMAS
+from dilnas.spec.shipped import CONF_DIR
 from dilnas.train.signals import RunInterrupted
 from dilnas.utils.errors import UserError
 
 SCHEMA_SUFFIX = "_schema"  # the ConfigStore names of our dataclass schemas (dilnas.spec.options), not choices
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 T = TypeVar("T")
 log = logging.getLogger("dilnas")
 
@@ -91,7 +91,7 @@ def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], A
 
     register_schemas()
     register_resolvers()
-    hydra_main = hydra.main(version_base="1.3", config_path=CONF_DIR, config_name=config_name)(guarded)
+    hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(guarded)
 
     def main() -> Any:
         full_report = os.environ.get("HYDRA_FULL_ERROR") == "1"

@@ -1,5 +1,6 @@
 """``dilnas-export run_dir=RUN [rule=argmax|expected|topk] [topk=K] [checkpoint=PATH] [out=PATH]``:
-derive ``arch.json`` again from any checkpoint of a search run, with any rule."""
+derive the architecture again from any checkpoint of a search run, with any rule, into
+``<run>/arch_<rule>.json`` (or ``out=``); the search's own ``arch.json`` is never rewritten."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def export_arch(config: ExportConfig) -> Path:
         topk,
         provenance={"seed": int(run_config.seed), "checkpoint": str(checkpoint), "step": int(state["step"])},
     )
-    out = Path(config.out) if config.out else run_dir.arch
+    out = Path(config.out) if config.out else run_dir.exported_arch(rule, topk, checkpoint)
+    if out.resolve() == run_dir.arch.resolve():
+        raise UserError(f"out={out}: that is the search's own {run_dir.arch.name}; choose another file")
     save_arch(arch, out)
     print(
         f"{out}: dilations {[list(b.dilations) for b in arch.blocks]}, field of view {arch.field_of_view} px"

@@ -79,15 +79,29 @@ def test_search_run_directory_history_export_plot_and_retrain(tmp_path):
     rates = [arch.search["branches"][key]["choice"] for key in last]
     assert rates == [b["choice"] for b in last.values()]
 
-    export = subprocess.run(
-        command("dilnas.export", f"run_dir={run_dir}", "rule=expected", f"out={tmp_path / 'expected.json'}"),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=ENV,
-    )
-    assert export.returncode == 0, export.stderr
+    def export(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            command("dilnas.export", f"run_dir={run_dir}", *args),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env=ENV,
+        )
+
+    searched = (run_dir / "arch.json").read_bytes()
+    assert export("rule=expected", f"out={tmp_path / 'expected.json'}").returncode == 0
     assert load_arch(tmp_path / "expected.json").search["rule"] == "expected"
+    # Without out=, every rule writes beside the search's arch.json, never over it.
+    for args, name in [
+        (["rule=topk", "topk=2"], "arch_top2.json"),
+        (["checkpoint=" + str(run_dir / "checkpoints" / "best.pt")], "arch_argmax_best.json"),
+    ]:
+        result = export(*args)
+        assert result.returncode == 0, result.stderr
+        assert load_arch(run_dir / name).search["rule"] == ("topk2" if "topk=2" in args else "argmax")
+    refused = export(f"out={run_dir / 'arch.json'}")
+    assert refused.returncode == 2 and "that is the search's own arch.json" in refused.stderr
+    assert (run_dir / "arch.json").read_bytes() == searched
 
     info = subprocess.run(
         command("dilnas.info", f"arch={run_dir / 'arch.json'}", "format=json"),

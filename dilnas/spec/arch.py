@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dilnas.spec.fov import ReceptiveField
+from dilnas.spec.shipped import ARCHS_DIR, available, shipped_or_path
 from dilnas.utils.errors import InvalidFileError, UserError
 from dilnas.utils.files import atomic_write_json
 
@@ -190,9 +191,15 @@ class ArchSpec:
         return _Parser(source).parse(data, allow_gaps=allow_gaps)
 
 
-def load_arch(path: str | os.PathLike, *, allow_gaps: bool = False) -> ArchSpec:
-    """Read an architecture JSON file. Raises UserError (one line) for any problem with the file."""
-    path = Path(path)
+def available_archs() -> list[str]:
+    """Names of the architectures shipped in ARCHS_DIR (the paper's)."""
+    return available(ARCHS_DIR, ".json")
+
+
+def load_arch(name_or_path: str | os.PathLike, *, allow_gaps: bool = False) -> ArchSpec:
+    """A shipped architecture by name (``exp48_decoder26``) or a JSON file by path. Raises UserError (one
+    line) for any problem with the file."""
+    path = shipped_or_path(name_or_path, ARCHS_DIR, (".json",), "architecture")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

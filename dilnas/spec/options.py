@@ -239,7 +239,7 @@ class ExportConfig:
     checkpoint: str | None = None  # default: <run_dir>/checkpoints/last.pt
     rule: DeriveRule | None = None  # default: the run's own rule
     topk: int | None = None
-    out: str | None = None  # default: <run_dir>/arch.json
+    out: str | None = None  # default: <run_dir>/arch_<rule>.json (the search's arch.json is never rewritten)
 
 
 # ---- plots ---------------------------------------------------------------------------------------

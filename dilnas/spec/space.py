@@ -28,11 +28,11 @@ from dilnas.spec.arch import SCHEMA_VERSION as ARCH_SCHEMA_VERSION
 from dilnas.spec.arch import STRIDES, ArchError, ArchSpec, _join, _json_type
 from dilnas.spec.fov import ReceptiveField, padding_fraction
 from dilnas.spec.gapless import unreachable_candidates
+from dilnas.spec.shipped import SEARCH_SPACES_DIR, available, shipped_or_path
 from dilnas.utils.errors import InvalidFileError, UserError
 
 FORMAT = "dilnas.space"
 SCHEMA_VERSION = 1
-SEARCH_SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 # A candidate whose off-centre taps read more than this share of zero padding at the search crop is flagged.
 PADDING_WARNING = 0.5
 MAX_REPEAT = 256  # a guard against a typo expanding millions of blocks
@@ -152,21 +152,12 @@ def auto_candidates(bound: int, maximum: int | None = None, step: int = 1) -> tu
 
 def available_spaces() -> list[str]:
     """Names of the search spaces shipped in SEARCH_SPACES_DIR."""
-    return sorted(path.stem for path in SEARCH_SPACES_DIR.glob("*.yaml"))
+    return available(SEARCH_SPACES_DIR, ".yaml")
 
 
 def space_path(name_or_path: str | os.PathLike) -> Path:
     """The file of a shipped space by name (``regseg_exp48``) or a ``.yaml``/``.yml`` path as given."""
-    text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")):
-        return Path(text)
-    path = SEARCH_SPACES_DIR / f"{text}.yaml"
-    if not re.fullmatch(r"[\w.-]+", text) or not path.is_file():
-        raise UserError(
-            f"unknown search space {text!r}; available: {', '.join(available_spaces()) or 'none'} "
-            "(or give the path of a .yaml file)"
-        )
-    return path
+    return shipped_or_path(name_or_path, SEARCH_SPACES_DIR, (".yaml", ".yml"), "search space")
 
 
 def load_space(name_or_path: str | os.PathLike) -> SearchSpace:

@@ -4,6 +4,7 @@ started, refused and resumed.
 A run directory (``hydra.run.dir``) holds::
 
     arch.json             the architecture trained (retraining) or derived (search)
+    arch_<rule>.json      search only: dilnas-export's re-derivations (it never rewrites arch.json)
     config.yaml           the composed config, written when the run starts (dilnas-export reads it back)
     space.yaml            search only: the search space as searched
     metrics.jsonl         every logged scalar, one JSON object per record
@@ -84,6 +85,13 @@ class RunDir:
     @property
     def best(self) -> Path:
         return self.checkpoints / BEST
+
+    def exported_arch(self, rule: str, topk: int, checkpoint: Path) -> Path:
+        """Where ``dilnas-export`` writes by default: beside the search's own ``arch.json``, never over it
+        (``arch_expected.json``, ``arch_top2.json``, ``arch_argmax_best.json`` for another checkpoint)."""
+        name = f"top{topk}" if rule == "topk" else rule
+        suffix = "" if Path(checkpoint).resolve() == self.last.resolve() else f"_{Path(checkpoint).stem}"
+        return self.path / f"arch_{name}{suffix}.json"
 
     @property
     def tensorboard(self) -> Path:
