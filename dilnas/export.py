@@ -12,8 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from dilnas.cli import hydra_command, typed_config
 from dilnas.models.weights import arch_logits
-from dilnas.spec.arch import save_arch
-from dilnas.spec.derivation import derive_arch
+from dilnas.spec.arch import ArchSpec, save_arch
+from dilnas.spec.derivation import RULES, derive_arch
 from dilnas.spec.options import ExportConfig
 from dilnas.spec.space import load_space
 from dilnas.train.run_dir import RunDir
@@ -23,13 +23,31 @@ from dilnas.utils.errors import UserError
 
 def export_arch(config: ExportConfig) -> Path:
     run_dir = RunDir(config.run_dir)
+    checkpoint = Path(config.checkpoint) if config.checkpoint else run_dir.last
+    arch = derive_from_run(run_dir, config.rule.value if config.rule else None, config.topk, checkpoint)
+    search = arch.search or {}
+    out = Path(config.out) if config.out else run_dir.exported_arch(search["rule"], checkpoint)
+    if out.resolve() == run_dir.arch.resolve():
+        raise UserError(f"out={out}: that is the search's own {run_dir.arch.name}; choose another file")
+    save_arch(arch, out)
+    print(
+        f"{out}: dilations {[list(b.dilations) for b in arch.blocks]}, field of view {arch.field_of_view} px"
+    )
+    return out
+
+
+def derive_from_run(
+    run_dir: RunDir, rule: str | None = None, topk: int | None = None, checkpoint: Path | None = None
+) -> ArchSpec:
+    """The architecture derived from a search run's checkpoint (default ``last.pt``) with ``rule`` and
+    ``topk`` (default: the run's own)."""
     if not run_dir.is_search_run():
         raise UserError(f"{run_dir.path}: not a dilnas-search run directory (no {run_dir.space.name})")
     space = load_space(run_dir.space)
     if not run_dir.config.is_file():
         raise UserError(f"{run_dir.path}: no {run_dir.config.name} (the search writes it when it starts)")
     run_config = OmegaConf.load(run_dir.config)
-    checkpoint = Path(config.checkpoint) if config.checkpoint else run_dir.last
+    checkpoint = checkpoint or run_dir.last
     state = load_checkpoint(checkpoint)
     found = arch_logits(state["model"], len(space.branches))
     logits = [alpha for alpha in found if alpha is not None]
@@ -40,26 +58,17 @@ def export_arch(config: ExportConfig) -> Path:
     if [alpha.numel() for alpha in logits] != [len(branch.candidates) for branch in space.branches]:
         raise UserError(f"{checkpoint}: its logits do not match the candidates of {run_dir.space}")
     probs = [torch.softmax(alpha.float(), dim=0).tolist() for alpha in logits]
-    rule = config.rule.value if config.rule is not None else str(run_config.search.rule)
-    topk = config.topk if config.topk is not None else int(run_config.search.topk)
+    rule = rule if rule is not None else str(run_config.search.rule)
+    if rule not in RULES:
+        raise UserError(f"rule={rule!r}: expected one of {', '.join(RULES)}")
+    topk = topk if topk is not None else int(run_config.search.topk)
+    if topk < 1:
+        raise UserError(f"topk={topk}: expected a number of rates >= 1")
     num_classes = state["model"]["decoder.classifier.bias"].numel()
     if num_classes != space.base.num_classes:
         space = dataclasses.replace(space, base=space.base.with_num_classes(num_classes))
-    arch = derive_arch(
-        space,
-        probs,
-        rule,
-        topk,
-        provenance={"seed": int(run_config.seed), "checkpoint": str(checkpoint), "step": int(state["step"])},
-    )
-    out = Path(config.out) if config.out else run_dir.exported_arch(rule, topk, checkpoint)
-    if out.resolve() == run_dir.arch.resolve():
-        raise UserError(f"out={out}: that is the search's own {run_dir.arch.name}; choose another file")
-    save_arch(arch, out)
-    print(
-        f"{out}: dilations {[list(b.dilations) for b in arch.blocks]}, field of view {arch.field_of_view} px"
-    )
-    return out
+    provenance = {"seed": int(run_config.seed), "checkpoint": str(checkpoint), "step": int(state["step"])}
+    return derive_arch(space, probs, rule, topk, provenance=provenance)
 
 
 def run(cfg: DictConfig) -> None:

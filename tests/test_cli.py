@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -201,9 +202,26 @@ def test_a_reader_that_goes_away_is_a_quiet_exit(args):
     assert result.returncode == 1 and result.stderr == ""
 
 
-def test_readme_python_api_block_runs():
-    text = (REPO / "README.md").read_text()
-    block = text.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+def readme_python_blocks() -> list[str]:
+    section = (REPO / "README.md").read_text().split("## Python API", 1)[1].split("\n## ", 1)[0]
+    return [part.split("```", 1)[0] for part in section.split("```python\n")[1:]]
+
+
+@pytest.mark.slow
+def test_readme_notebook_api_block_runs(tmp_path):
+    block = readme_python_blocks()[0]
+    result = subprocess.run(
+        [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()  # the commands' own summaries, then the block's prints
+    assert any(re.fullmatch(r"/.*/runs/api/search/arch\.json \d+ \d+\.\d+", line) for line in lines)
+    assert lines[-1].startswith("(1, 3, 64, 64) ")
+    assert (tmp_path / "runs" / "api" / "retrain" / "checkpoints" / "best.pt").is_file()
+
+
+def test_readme_layers_python_block_runs():
+    block = readme_python_blocks()[1]
     result = subprocess.run(
         [sys.executable, "-c", block], cwd=REPO, capture_output=True, text=True, timeout=300
     )

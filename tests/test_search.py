@@ -93,7 +93,7 @@ def test_search_run_directory_history_export_plot_and_retrain(tmp_path):
     assert load_arch(tmp_path / "expected.json").search["rule"] == "expected"
     # Without out=, every rule writes beside the search's arch.json, never over it.
     for args, name in [
-        (["rule=topk", "topk=2"], "arch_top2.json"),
+        (["rule=topk", "topk=2"], "arch_topk2.json"),
         (["checkpoint=" + str(run_dir / "checkpoints" / "best.pt")], "arch_argmax_best.json"),
     ]:
         result = export(*args)

@@ -35,9 +35,19 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def initialize_from(model: RegSeg, path: str | os.PathLike) -> list[str]:
     """Load weights into ``model``; returns the keys that were re-initialised (classifier only)."""
-    state = read_state_dict(path)
+    return load_state(model, read_state_dict(path), str(path))
+
+
+def state_num_classes(state: Mapping[str, torch.Tensor]) -> int | None:
+    """The class count a state dict's classifier was trained for (None if it has none)."""
+    bias = state.get(f"{CLASSIFIER_PREFIX}bias")
+    return None if bias is None else bias.numel()
+
+
+def load_state(model: RegSeg, state: dict[str, torch.Tensor], source: str) -> list[str]:
+    """``initialize_from`` for a state dict already read (``source`` names it in errors)."""
     if is_supernet_state(state):
-        state = _derived_from_supernet(model, state, str(path))
+        state = _derived_from_supernet(model, state, source)
     reference = model.state_dict()
     reinitialised = [
         key
@@ -47,8 +57,8 @@ def initialize_from(model: RegSeg, path: str | os.PathLike) -> list[str]:
     for key in reinitialised:
         state[key] = reference[key]
     if not any(key.startswith("body.blocks.") for key in state):
-        state = from_official_state_dict(model.spec, state, source=str(path))
-    check_fits(shapes(reference), state, str(path), model.spec.name)
+        state = from_official_state_dict(model.spec, state, source=source)
+    check_fits(shapes(reference), state, source, model.spec.name)
     model.load_state_dict(state)
     return reinitialised
 

@@ -86,12 +86,12 @@ class RunDir:
     def best(self) -> Path:
         return self.checkpoints / BEST
 
-    def exported_arch(self, rule: str, topk: int, checkpoint: Path) -> Path:
+    def exported_arch(self, rule: str, checkpoint: Path) -> Path:
         """Where ``dilnas-export`` writes by default: beside the search's own ``arch.json``, never over it
-        (``arch_expected.json``, ``arch_top2.json``, ``arch_argmax_best.json`` for another checkpoint)."""
-        name = f"top{topk}" if rule == "topk" else rule
+        (``arch_expected.json``, ``arch_topk2.json``, ``arch_argmax_best.json`` for another checkpoint);
+        ``rule`` as the derived architecture's ``search`` section names it."""
         suffix = "" if Path(checkpoint).resolve() == self.last.resolve() else f"_{Path(checkpoint).stem}"
-        return self.path / f"arch_{name}{suffix}.json"
+        return self.path / f"arch_{rule}{suffix}.json"
 
     @property
     def tensorboard(self) -> Path:
