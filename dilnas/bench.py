@@ -36,11 +36,6 @@ def machine_description(device: torch.device) -> str:
 
 def run_infer(cfg: DictConfig) -> None:
     config = typed_config(cfg, BenchInferConfig)
-    if len(config.input_size) != 2 or min(config.input_size) < 1:
-        raise UserError(f"input_size={config.input_size}: expected [HEIGHT,WIDTH] with positive integers")
-    for name in ("batch_size", "repeats"):
-        if getattr(config, name) < 1:
-            raise UserError(f"{name}={getattr(config, name)}: expected a positive integer")
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device.value)

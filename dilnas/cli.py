@@ -28,6 +28,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from dilnas.analysis.sweep_summary import report_sweep
 from dilnas.spec.options import SCHEMAS
+from dilnas.spec.settings import check_settings
 from dilnas.spec.shipped import CONF_DIR
 from dilnas.train.signals import RunInterrupted
 from dilnas.utils.errors import UserError
@@ -152,7 +153,7 @@ def typed_config(cfg: DictConfig, schema: type[T]) -> T:
     """Validate a composed config against its dataclass schema and return the dataclass.
 
     Compose already checks types and keys; this catches what slips past it (``???`` values left unset, keys
-    added with ``+`` that no schema declares).
+    added with ``+`` that no schema declares) and refuses values out of their setting's range.
     """
     try:
         obj = OmegaConf.to_object(cfg)
@@ -166,6 +167,7 @@ def typed_config(cfg: DictConfig, schema: type[T]) -> T:
     unknown = unknown_keys(cfg)
     if unknown:
         raise UserError(f"unknown config key {unknown[0]!r} (added with '+'?): not a setting of this command")
+    check_settings(obj)
     return obj
 
 

@@ -29,7 +29,6 @@ from dilnas.train.sampling import split_indices
 from dilnas.train.search_trainer import SearchData, SearchTrainer
 from dilnas.train.trainer import Recipe, TrainSetup
 from dilnas.utils.checkpoints import seed_everything
-from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_text
 
 log = logging.getLogger("dilnas")
@@ -52,8 +51,6 @@ def search_data(config: SearchRunConfig, num_classes: int | None = None) -> Sear
     """The training split, cut into the part the weights train on and the held-out part the logits step on
     (never the evaluation split); the cut depends on ``search.heldout_seed`` only."""
     search = config.search
-    if not 0.0 < search.heldout_fraction < 1.0:
-        raise UserError(f"search.heldout_fraction={search.heldout_fraction}: expected a number in (0, 1)")
     train_full = build_dataset(config.data, config.data.train_split, train=True)
     train_plain = build_dataset(config.data, config.data.train_split, train=False)
     train_indices, heldout_indices = split_indices(
@@ -124,10 +121,6 @@ def _random_search(
     """``search.method=random``: the best of ``search.random_archs`` briefly trained candidates, written like a
     gradient search's result (arch.json with a ``search`` section, a final ``search/`` evaluation with the
     summed cost in metrics.jsonl) so that reports and ground truth treat both alike."""
-    if config.search.random_archs < 1:
-        raise UserError(f"search.random_archs={config.search.random_archs}: expected at least 1")
-    if config.search.random_steps is not None and config.search.random_steps < 1:
-        raise UserError(f"search.random_steps={config.search.random_steps}: expected at least 1, or null")
     _start(config, setup, config_yaml)
     candidates = random_search(space, data, setup, recipe, config.search, config.resume, config_yaml)
     best = pick(candidates)

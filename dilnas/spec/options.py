@@ -2,7 +2,9 @@
 Hydra's ConfigStore when they start (``dilnas.cli.register_schemas``).
 
 Compose rejects unknown keys and wrong types against these; ``dilnas.cli.typed_config`` then turns the
-composed config into the dataclass, so library functions never see a DictConfig.
+composed config into the dataclass, so library functions never see a DictConfig. Every setting is declared
+with ``setting(default, doc, ...)``: its one-line documentation (shown by ``--help``) and its allowed range
+(checked by ``typed_config``) live beside its default, nowhere else.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-MISSING = "???"  # OmegaConf's marker of a value the user must give (omegaconf.MISSING)
+from dilnas.spec.settings import setting
 
 
 class OutputFormat(str, Enum):
@@ -28,43 +30,49 @@ class DeviceChoice(str, Enum):
 class InfoConfig:
     """dilnas-info: parameters, MACs, field of view and per-block no-gap slack of an architecture."""
 
-    arch: str = MISSING
-    num_classes: int | None = None
-    input_size: list[int] = field(default_factory=lambda: [1024, 2048])
-    format: OutputFormat = OutputFormat.table
-    allow_gaps: bool = False
+    arch: str = setting(doc="architecture: a shipped name (exp48_decoder26) or a .json path")
+    num_classes: int | None = setting(None, "classifier classes (null: the file's)", low=1)
+    input_size: list[int] = setting(
+        doc="[HEIGHT, WIDTH] for MACs", factory=lambda: [1024, 2048], low=1, length=2
+    )
+    format: OutputFormat = setting(OutputFormat.table, "table or json")
+    allow_gaps: bool = setting(False, "accept an architecture that breaks the no-gap rule")
 
 
 @dataclass
 class BenchInferConfig:
     """dilnas-bench infer: forward-pass time, eager vs deploy (BN folded, inference mode)."""
 
-    arch: str = MISSING
-    num_classes: int | None = None
-    input_size: list[int] = field(default_factory=lambda: [1024, 2048])
-    batch_size: int = 1
-    device: DeviceChoice = DeviceChoice.auto
-    warmup: int = 2
-    repeats: int = 5
-    threads: int | None = None
-    seed: int = 0
-    format: OutputFormat = OutputFormat.table
-    allow_gaps: bool = False
+    arch: str = setting(doc="architecture: a shipped name (exp48_decoder26) or a .json path")
+    num_classes: int | None = setting(None, "classifier classes (null: the file's)", low=1)
+    input_size: list[int] = setting(
+        doc="[HEIGHT, WIDTH] of the input", factory=lambda: [1024, 2048], low=1, length=2
+    )
+    batch_size: int = setting(1, "images per forward pass", low=1)
+    device: DeviceChoice = setting(DeviceChoice.auto, "auto (CUDA if available), cpu or cuda")
+    warmup: int = setting(2, "untimed passes first", low=0)
+    repeats: int = setting(5, "timed passes (the median is reported)", low=1)
+    threads: int | None = setting(None, "torch CPU threads (null: torch's default)", low=1)
+    seed: int = setting(0, "seed of the random input and weights", low=0)
+    format: OutputFormat = setting(OutputFormat.table, "table or json")
+    allow_gaps: bool = setting(False, "accept an architecture that breaks the no-gap rule")
 
 
 @dataclass
 class BenchSearchConfig:
     """dilnas-bench search: one training step of the supernet (softmax, gumbel) vs the derived fixed network."""
 
-    spaces: list[str] = field(default_factory=lambda: ["synthetic_tiny", "regseg_exp48"])
-    crops: list[int] = field(default_factory=lambda: [224, 512])  # one per space
-    batch_sizes: list[int] = field(default_factory=lambda: [8, 2])  # one per space
-    device: DeviceChoice = DeviceChoice.auto
-    warmup: int = 2
-    repeats: int = 5
-    threads: int | None = None
-    seed: int = 0
-    format: OutputFormat = OutputFormat.table
+    spaces: list[str] = setting(
+        doc="search spaces to time", factory=lambda: ["synthetic_tiny", "regseg_exp48"]
+    )
+    crops: list[int] = setting(doc="square crop per space", factory=lambda: [224, 512], low=1)
+    batch_sizes: list[int] = setting(doc="batch size per space", factory=lambda: [8, 2], low=1)
+    device: DeviceChoice = setting(DeviceChoice.auto, "auto (CUDA if available), cpu or cuda")
+    warmup: int = setting(2, "untimed steps first", low=0)
+    repeats: int = setting(5, "timed steps (the median is reported)", low=1)
+    threads: int | None = setting(None, "torch CPU threads (null: torch's default)", low=1)
+    seed: int = setting(0, "seed of the data and weights", low=0)
+    format: OutputFormat = setting(OutputFormat.table, "table or json")
 
 
 # ---- retraining ----------------------------------------------------------------------------------
@@ -90,77 +98,108 @@ class LossName(str, Enum):
 class DataConfig:
     """A data set and its augmentation. Fields after ``seed`` only apply to ``name=synthetic``."""
 
-    name: DataName = DataName.synthetic
-    root: str | None = None
-    train_split: str = "train"
-    eval_split: str = "val"
-    scale_range: list[int] | None = field(default_factory=lambda: [400, 1600])  # random short side
-    crop_size: list[int] | None = field(default_factory=lambda: [768, 768])  # [height, width]
-    flip: bool = True
-    augment: Augment = Augment.none  # after resize, crop and flip; real data sets only
-    # share of each epoch's samples cropped around a class centroid, in [0, 1] (0: off); dilnas-retrain only
-    class_uniform_pct: float = 0.0
-    eval_short_side: int | None = None  # resize for evaluation (None: full resolution, as the paper)
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    num_workers: int = 2
-    seed: int = 0  # synthetic: which images are drawn
-    image_size: int = 224
-    context_distance: int = 48
-    frames_per_image: int = 4
-    train_samples: int = 512
-    val_samples: int = 128
-    test_samples: int = 128
+    name: DataName = setting(DataName.synthetic, "synthetic, cityscapes or camvid")
+    root: str | None = setting(None, "data set folder (cityscapes, camvid)")
+    train_split: str = setting("train", "split the weights train on")
+    eval_split: str = setting("val", "split of the val/ numbers")
+    scale_range: list[int] | None = setting(
+        doc="random short side [MIN, MAX] in pixels", factory=lambda: [400, 1600], low=1, length=2
+    )
+    crop_size: list[int] | None = setting(
+        doc="training crop [HEIGHT, WIDTH]", factory=lambda: [768, 768], low=1, length=2
+    )
+    flip: bool = setting(True, "random horizontal flips")
+    augment: Augment = setting(
+        Augment.none, "none or randaug_reduced, after resize, crop and flip (real data)"
+    )
+    class_uniform_pct: float = setting(
+        0.0, "share of samples cropped around a class centroid (retraining; 0: off)", low=0, high=1
+    )
+    eval_short_side: int | None = setting(
+        None, "resize for evaluation (null: full resolution, as the paper)", low=1
+    )
+    mean: list[float] = setting(
+        doc="normalisation mean per channel", factory=lambda: [0.485, 0.456, 0.406], finite=True, length=3
+    )
+    std: list[float] = setting(
+        doc="normalisation std per channel",
+        factory=lambda: [0.229, 0.224, 0.225],
+        low=0,
+        low_open=True,
+        length=3,
+    )
+    num_workers: int = setting(2, "data loader worker processes (0: in the main process)", low=0)
+    seed: int = setting(0, "synthetic: which images are drawn", low=0)
+    image_size: int = setting(224, "synthetic: square image side in pixels", low=1)
+    context_distance: int = setting(48, "synthetic: frame half-size, the context the network must see", low=1)
+    frames_per_image: int = setting(4, "synthetic: frames per image", low=1)
+    train_samples: int = setting(512, "synthetic: training images", low=1)
+    val_samples: int = setting(128, "synthetic: validation images", low=1)
+    test_samples: int = setting(128, "synthetic: test images", low=1)
 
 
 @dataclass
 class OptimConfig:
     """SGD with linear warm-up then poly decay per iteration (RegSeg)."""
 
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 1e-4  # not on BatchNorm parameters
-    warmup_steps: int = 3000
-    warmup_factor: float = 0.1
-    poly_power: float = 0.9
+    lr: float = setting(0.05, "peak learning rate of SGD", low=0, low_open=True)
+    momentum: float = setting(0.9, "SGD momentum", low=0, high=1, high_open=True)
+    weight_decay: float = setting(1e-4, "L2 weight decay (not on BatchNorm parameters)", low=0)
+    warmup_steps: int = setting(3000, "linear warm-up iterations (multiplied by the poly factor)", low=0)
+    warmup_factor: float = setting(0.1, "warm-up starts at lr * this", low=0, low_open=True, high=1)
+    poly_power: float = setting(0.9, "poly decay: lr * (1 - step/total)^power", low=0)
 
 
 @dataclass
 class LossConfig:
-    name: LossName = LossName.ce
-    bootstrap_threshold: float = 0.3
-    bootstrap_fraction: float = 0.0625  # K = batch * H * W / 16
+    """The training loss."""
+
+    name: LossName = setting(LossName.ce, "ce or bootstrapped_ce")
+    bootstrap_threshold: float = setting(
+        0.3, "bootstrapped_ce: pixels with loss above -log(this) count", low=0, low_open=True, high=1
+    )
+    bootstrap_fraction: float = setting(
+        0.0625, "bootstrapped_ce: at least this share of pixels (1/16)", low=0, low_open=True, high=1
+    )
 
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 1000
-    max_steps: int | None = None  # overrides epochs when set
-    batch_size: int = 8
-    eval_batch_size: int = 1
-    eval_every_epochs: int = 10
-    log_every_steps: int = 20
-    checkpoint_every_steps: int = 0  # 0: at the end of every epoch only
-    amp: bool = True  # only on CUDA
-    sync_bn: bool = False  # DDP only
+    """The training loop: its length, batches, evaluations, checkpoints."""
+
+    epochs: int = setting(1000, "epochs to train (the bound when max_steps is null)", low=1)
+    max_steps: int | None = setting(
+        None, "iterations to train; when set it bounds the run instead of epochs", low=1
+    )
+    batch_size: int = setting(8, "training images per step and process", low=1)
+    eval_batch_size: int = setting(1, "images per evaluation batch", low=1)
+    eval_every_epochs: int = setting(10, "evaluate every N epochs (and at the end)", low=1)
+    log_every_steps: int = setting(20, "print and log every N steps", low=1)
+    checkpoint_every_steps: int = setting(
+        0, "save last.pt every N steps (0: at the end of every epoch only)", low=0
+    )
+    amp: bool = setting(True, "mixed precision (CUDA only)")
+    sync_bn: bool = setting(False, "SyncBatchNorm across DDP processes")
 
 
 @dataclass
 class RetrainConfig:
     """dilnas-retrain: train a fixed architecture, evaluate it, keep checkpoints."""
 
-    arch: str = MISSING
+    arch: str = setting(doc="architecture: a shipped name (exp48_decoder26) or a .json path")
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    device: DeviceChoice = DeviceChoice.auto
-    seed: int = 0
-    resume: bool = False
-    eval_only: bool = False
-    checkpoint: str | None = None  # eval_only: which checkpoint (default: <run dir>/checkpoints/best.pt)
-    init: str | None = None  # released RegSeg checkpoint or a dilnas checkpoint to start from
-    allow_gaps: bool = False
+    device: DeviceChoice = setting(DeviceChoice.auto, "auto (CUDA if available), cpu or cuda")
+    seed: int = setting(0, "seed of weights, sampling and augmentation", low=0)
+    resume: bool = setting(False, "continue the run in hydra.run.dir from its last checkpoint")
+    eval_only: bool = setting(False, "only evaluate a checkpoint on data.eval_split")
+    checkpoint: str | None = setting(
+        None, "eval_only: the checkpoint (default: <run dir>/checkpoints/best.pt)"
+    )
+    init: str | None = setting(None, "start from a released RegSeg, dilnas or search checkpoint")
+    allow_gaps: bool = setting(False, "accept an architecture that breaks the no-gap rule")
 
 
 # ---- search --------------------------------------------------------------------------------------
@@ -189,32 +228,47 @@ class DeriveRule(str, Enum):
 class SearchConfig:
     """The bilevel dilation search: weights on the train split, logits on a held-out split of it."""
 
-    space: str = "synthetic_tiny"  # a name in search_spaces/ or a path to a .yaml
-    relaxation: Relaxation = Relaxation.softmax
-    shared_kernel: bool = True
-    order: SearchOrder = SearchOrder.first
-    heldout_fraction: float = 0.5  # of the training split, for the architecture step
-    heldout_seed: int = (
-        0  # which samples are held out: fixed apart from ``seed``, so seeds vary the search only
+    space: str = setting("synthetic_tiny", "search space: a shipped name or a .yaml path")
+    relaxation: Relaxation = setting(
+        Relaxation.softmax, "softmax (every rate, mixed) or gumbel (one sampled rate)"
     )
-    warmup_epochs: int = 2  # weights only, before the logits move
-    arch_lr: float = 0.05
-    arch_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    arch_weight_decay: float = 0.0
-    temperature_start: float = 1.0
-    temperature_end: float = 1.0  # annealed geometrically over the architecture steps
-    entropy_weight: float = 0.0  # > 0 pushes the probabilities to commit
-    unrolled_lr: float | None = None  # second order: the virtual step's lr (default: the weights' lr)
-    gap_bn_batches: int = (
-        8  # gap probe: training batches that re-estimate the derived network's BN statistics
+    shared_kernel: bool = setting(True, "one 3x3 kernel shared by all rates of a branch")
+    order: SearchOrder = setting(SearchOrder.first, "first or second (exact unrolled hypergradient)")
+    heldout_fraction: float = setting(
+        0.5,
+        "share of the training split held out for the logits",
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
     )
-    rule: DeriveRule = DeriveRule.argmax
-    topk: int = 2
-    method: SearchMethod = SearchMethod.gradient
-    random_archs: int = 4  # method=random: how many gapless architectures are drawn and trained
-    # method=random: training steps per architecture; null: the same compute as a gradient search of this
-    # budget, counted as 2 fixed-network steps per search step (a weight step and an architecture step)
-    random_steps: int | None = None
+    heldout_seed: int = setting(0, "which samples are held out (independent of seed)", low=0)
+    warmup_epochs: int = setting(2, "epochs of weights only before the logits move", low=0)
+    arch_lr: float = setting(0.05, "Adam learning rate of the logits", low=0, low_open=True)
+    arch_betas: list[float] = setting(
+        doc="Adam betas of the logits", factory=lambda: [0.5, 0.999], low=0, high=1, high_open=True, length=2
+    )
+    arch_weight_decay: float = setting(0.0, "weight decay of the logits", low=0)
+    temperature_start: float = setting(
+        1.0, "softmax temperature at the first logit step", low=0, low_open=True
+    )
+    temperature_end: float = setting(
+        1.0, "temperature at the last (annealed geometrically)", low=0, low_open=True
+    )
+    entropy_weight: float = setting(0.0, "> 0 pushes the probabilities to commit", low=0)
+    unrolled_lr: float | None = setting(
+        None, "second order: the virtual step's lr (null: the weights')", low=0, low_open=True
+    )
+    gap_bn_batches: int = setting(
+        8, "gap probe: training batches that re-estimate BatchNorm (0: no probe)", low=0
+    )
+    rule: DeriveRule = setting(DeriveRule.argmax, "derivation: argmax, expected or topk")
+    topk: int = setting(2, "rule=topk: how many of the most probable rates count", low=1)
+    method: SearchMethod = setting(SearchMethod.gradient, "gradient (the search) or random (the baseline)")
+    random_archs: int = setting(4, "method=random: gapless architectures drawn and trained", low=1)
+    random_steps: int | None = setting(
+        None, "method=random: steps per architecture (null: equal compute)", low=1
+    )
 
 
 @dataclass
@@ -226,20 +280,22 @@ class SearchRunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    device: DeviceChoice = DeviceChoice.auto
-    seed: int = 0
-    resume: bool = False
+    device: DeviceChoice = setting(DeviceChoice.auto, "auto (CUDA if available), cpu or cuda")
+    seed: int = setting(0, "seed of weights, logits and sampling", low=0)
+    resume: bool = setting(False, "continue the run in hydra.run.dir from its last checkpoint")
 
 
 @dataclass
 class ExportConfig:
     """dilnas-export: derive arch.json again from any checkpoint of a search run."""
 
-    run_dir: str = MISSING
-    checkpoint: str | None = None  # default: <run_dir>/checkpoints/last.pt
-    rule: DeriveRule | None = None  # default: the run's own rule
-    topk: int | None = None
-    out: str | None = None  # default: <run_dir>/arch_<rule>.json (the search's arch.json is never rewritten)
+    run_dir: str = setting(doc="a dilnas-search run directory")
+    checkpoint: str | None = setting(None, "the checkpoint (null: <run_dir>/checkpoints/last.pt)")
+    rule: DeriveRule | None = setting(None, "argmax, expected or topk (null: the run's own)")
+    topk: int | None = setting(None, "rule=topk: how many rates count (null: the run's own)", low=1)
+    out: str | None = setting(
+        None, "output file (null: <run_dir>/arch_<rule>.json; never the search's arch.json)"
+    )
 
 
 # ---- plots ---------------------------------------------------------------------------------------
@@ -253,14 +309,10 @@ class PlotFormat(str, Enum):
 class PlotConfig:
     """dilnas-plot: the evolution of the dilation-rate probabilities of a search run or a sweep."""
 
-    run_dir: str = (
-        MISSING  # a search run directory (holds arch_history.jsonl) or a sweep directory above runs
-    )
-    out: str | None = (
-        None  # a single run only: where to write the image (default <run>/arch_evolution.<format>)
-    )
-    dpi: int = 120
-    format: PlotFormat = PlotFormat.png
+    run_dir: str = setting(doc="a search run directory (holds arch_history.jsonl) or a sweep directory")
+    out: str | None = setting(None, "a single run: the image file (null: <run>/arch_evolution.<format>)")
+    dpi: int = setting(120, "resolution of png images", low=1, high=1000)
+    format: PlotFormat = setting(PlotFormat.png, "png, svg or pdf")
 
 
 # ---- sweep report --------------------------------------------------------------------------------
@@ -268,9 +320,9 @@ class PlotConfig:
 class ReportConfig:
     """dilnas-report: summarise a sweep of dilnas-search runs and write a consensus architecture."""
 
-    sweep_dir: str = MISSING  # a Hydra multirun directory (its jobs hold arch.json)
-    ground_truth: str | None = (
-        None  # a dilnas-grid table (ground_truth.csv): rank every run's pick against it
+    sweep_dir: str = setting(doc="a dilnas-search multirun directory (its jobs hold arch.json)")
+    ground_truth: str | None = setting(
+        None, "a dilnas-grid ground_truth.csv: rank every job's pick against it"
     )
 
 
@@ -285,14 +337,14 @@ class GridStage(str, Enum):
 class GridConfig:
     """dilnas-grid: retrain every gapless architecture of a space (or a uniform sample) over seeds."""
 
-    space: str = "synthetic_tiny"  # a name in search_spaces/ or a path to a .yaml
-    out: str = MISSING  # grid directory: archs/, runs/, grid.json, ground_truth.csv
-    sample: int | None = None  # K architectures drawn uniformly; null: every gapless one
-    sample_seed: int = 0
-    include: list[str] = field(default_factory=list)  # arch.json files to add (e.g. search picks)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # retraining seeds
-    retrain: list[str] = field(default_factory=list)  # extra dilnas-retrain overrides (recipe, launcher)
-    stage: GridStage = GridStage.all
+    space: str = setting("synthetic_tiny", "search space: a shipped name or a .yaml path")
+    out: str = setting(doc="grid directory: archs/, runs/, grid.json, ground_truth.csv")
+    sample: int | None = setting(None, "draw K architectures uniformly (null: every gapless one)", low=1)
+    sample_seed: int = setting(0, "seed of the draw", low=0)
+    include: list[str] = setting(doc="arch.json files to add (e.g. search picks)", factory=list)
+    seeds: list[int] = setting(doc="retraining seeds", factory=lambda: [0, 1, 2], low=0)
+    retrain: list[str] = setting(doc="extra dilnas-retrain overrides (recipe, launcher)", factory=list)
+    stage: GridStage = setting(GridStage.all, "all, write (archs and the command) or collect (the table)")
 
 
 # (name, group, schema) for Hydra's ConfigStore: primary configs name their schema in their defaults list

@@ -74,6 +74,18 @@ class SearchTrainer(Trainer):
         self.supernet, self.search = supernet, search
         self.architect = Architect(self.model, supernet, self.criterion, search)
         self.warmup_steps = search.warmup_epochs * self.steps_per_epoch
+        if self.warmup_steps >= self.total_steps:
+            trainer = recipe.trainer
+            bound = (
+                f"trainer.max_steps={trainer.max_steps}"
+                if trainer.max_steps
+                else f"trainer.epochs={trainer.epochs} of {self.steps_per_epoch} steps"
+            )
+            raise UserError(
+                f"search.warmup_epochs={search.warmup_epochs} leaves no architecture step: the warm-up takes "
+                f"{self.warmup_steps} steps and the search ends after {self.total_steps} ({bound}); lower "
+                "search.warmup_epochs or search longer"
+            )
         batch_size, info = recipe.trainer.batch_size, setup.info
         heldout_seed = derive_seed(self.seed, HELDOUT_ORDER)
         heldout_sampler = ResumableDistributedSampler(
