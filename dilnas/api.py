@@ -29,7 +29,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from dilnas import export
@@ -40,9 +40,8 @@ from dilnas.models.initialize import load_state, read_state_dict, state_num_clas
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import ArchSpec, load_arch
 from dilnas.spec.shipped import CONF_DIR
-from dilnas.train.run_dir import OVERRIDES, RunDir
+from dilnas.train.run_dir import RunDir
 from dilnas.utils.errors import UserError
-from dilnas.utils.files import atomic_write_text
 
 __all__ = ["RetrainResult", "SearchResult", "UserError", "derive", "load_model", "retrain", "search"]
 
@@ -131,8 +130,7 @@ def _run_command(
     try:
         if path.exists() and not path.is_dir():
             raise UserError(f"run_dir={path}: exists and is not a directory")
-        path.joinpath(OVERRIDES).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path / OVERRIDES, OmegaConf.to_yaml(list(overrides)))
+        path.mkdir(parents=True, exist_ok=True)
         with _job_logging(path / f"{name}.log"):
             try:
                 result = task(task_cfg)

@@ -22,25 +22,26 @@ from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import ArchSpec, load_arch, save_arch
 from dilnas.spec.options import RetrainConfig
 from dilnas.train.distributed import DistInfo, run_distributed
-from dilnas.train.run_dir import RunDir
+from dilnas.train.run_dir import ARCH, RunDir, RunRecord
 from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainSetup, eval_loader, evaluate
 from dilnas.utils.checkpoints import seed_everything
-from dilnas.utils.files import atomic_write_json
+from dilnas.utils.files import atomic_write_json, dumps_json
 
 log = logging.getLogger("dilnas")
+RESUME_SAME = ("data", "seed")  # with the architecture: what a resumed run must share with its checkpoint
 
 
 def run(cfg: DictConfig) -> float:
     config = typed_config(cfg, RetrainConfig)
     run_dir = RunDir(HydraConfig.get().runtime.output_dir)
-    config_yaml = OmegaConf.to_yaml(cfg)
+    record = RunRecord(OmegaConf.to_yaml(cfg), list(HydraConfig.get().overrides.task))
     return run_distributed(
-        config.device.value, lambda device, info: _run(config, device, info, run_dir, config_yaml)
+        config.device.value, lambda device, info: _run(config, device, info, run_dir, record)
     )
 
 
 def _run(
-    config: RetrainConfig, device: torch.device, info: DistInfo, run_dir: RunDir, config_yaml: str
+    config: RetrainConfig, device: torch.device, info: DistInfo, run_dir: RunDir, record: RunRecord
 ) -> float:
     seed_everything(config.seed)
     spec = load_arch(config.arch, allow_gaps=config.allow_gaps)
@@ -55,7 +56,7 @@ def _run(
     eval_set = build_dataset(config.data, config.data.eval_split, train=False)
     spec = _fit_classes(spec, train_set, config)
     data = TrainData(train_set, eval_set, train_set.class_names, config.data.num_workers)
-    return train(config, spec, data, TrainSetup(run_dir, device, config.seed, info), config_yaml)
+    return train(config, spec, data, TrainSetup(run_dir, device, config.seed, info), record)
 
 
 def _fit_classes(spec: ArchSpec, dataset: LabelledDataset, config: RetrainConfig) -> ArchSpec:
@@ -92,7 +93,7 @@ def evaluate_checkpoint(
 
 
 def train(
-    config: RetrainConfig, spec: ArchSpec, data: TrainData, setup: TrainSetup, config_yaml: str
+    config: RetrainConfig, spec: ArchSpec, data: TrainData, setup: TrainSetup, record: RunRecord
 ) -> float:
     """Train ``spec`` from scratch, from ``init=`` weights, or on from the run's last checkpoint."""
     model = RegSeg(spec)
@@ -108,7 +109,9 @@ def train(
         extra_state={"arch": json.dumps(spec.to_dict(), sort_keys=True)},
     )
     # The trainer checks its settings without touching the disk; only then is the run directory written.
-    setup.run_dir.start(config.resume, config_yaml, setup.info)
+    setup.run_dir.start(
+        config.resume, record, setup.info, same=RESUME_SAME, files={ARCH: dumps_json(spec.to_dict())}
+    )
     if setup.info.is_main:
         save_arch(spec, setup.run_dir.arch)
     if config.resume:

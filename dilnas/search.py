@@ -23,7 +23,7 @@ from dilnas.spec.options import SearchMethod, SearchRunConfig
 from dilnas.spec.space import SearchSpace, load_space, space_path
 from dilnas.train.distributed import run_distributed
 from dilnas.train.random_search import pick, random_search
-from dilnas.train.run_dir import RunDir
+from dilnas.train.run_dir import SPACE, RunDir, RunRecord
 from dilnas.train.run_log import RunLogger
 from dilnas.train.sampling import split_indices
 from dilnas.train.search_trainer import SearchData, SearchTrainer
@@ -32,18 +32,27 @@ from dilnas.utils.checkpoints import seed_everything
 from dilnas.utils.files import atomic_write_text
 
 log = logging.getLogger("dilnas")
+# With the space: what a resumed search must share with its checkpoint (the weights' shapes, the split, the
+# relaxation and the method all follow from these).
+RESUME_SAME = (
+    "data",
+    "seed",
+    "search.relaxation",
+    "search.shared_kernel",
+    "search.heldout_fraction",
+    "search.heldout_seed",
+    "search.method",
+    "search.random_archs",
+)
 
 
 def run(cfg: DictConfig) -> float:
     config = typed_config(cfg, SearchRunConfig)
     run_dir = RunDir(HydraConfig.get().runtime.output_dir)
-    overrides = list(HydraConfig.get().overrides.task)
-    config_yaml = OmegaConf.to_yaml(cfg)
+    record = RunRecord(OmegaConf.to_yaml(cfg), list(HydraConfig.get().overrides.task))
     return run_distributed(
         config.device.value,
-        lambda device, info: search(
-            config, TrainSetup(run_dir, device, config.seed, info), config_yaml, overrides
-        ),
+        lambda device, info: search(config, TrainSetup(run_dir, device, config.seed, info), record),
     )
 
 
@@ -65,7 +74,7 @@ def search_data(config: SearchRunConfig, num_classes: int | None = None) -> Sear
     )
 
 
-def search(config: SearchRunConfig, setup: TrainSetup, config_yaml: str, overrides: list[str]) -> float:
+def search(config: SearchRunConfig, setup: TrainSetup, record: RunRecord) -> float:
     """Search, then write the derived ``arch.json``; returns the derived network's held-out mIoU."""
     seed_everything(config.seed)
     space = load_space(config.search.space)
@@ -75,14 +84,14 @@ def search(config: SearchRunConfig, setup: TrainSetup, config_yaml: str, overrid
     if len(data.class_names) != space.base.num_classes:
         space = dataclasses.replace(space, base=space.base.with_num_classes(len(data.class_names)))
     recipe = Recipe(config.trainer, config.optim, config.loss)
-    provenance = {"seed": config.seed, "overrides": overrides}
+    provenance = {"seed": config.seed, "overrides": record.overrides}
     if config.search.method is SearchMethod.random:
-        arch, summary = _random_search(config, space, data, setup, recipe, config_yaml, provenance)
+        arch, summary = _random_search(config, space, data, setup, recipe, record, provenance)
     else:
         supernet = SuperNet(space, config.search.relaxation.value, config.search.shared_kernel)
         trainer = SearchTrainer(supernet, data, setup, recipe, config.search)
         # The trainer checks its settings without touching the disk; only then is the run directory written.
-        _start(config, setup, config_yaml)
+        _start(config, setup, record)
         if config.resume:
             trainer.resume()
         summary = trainer.fit()
@@ -101,11 +110,11 @@ def search(config: SearchRunConfig, setup: TrainSetup, config_yaml: str, overrid
     return float(summary.get("miou", float("nan")))
 
 
-def _start(config: SearchRunConfig, setup: TrainSetup, config_yaml: str) -> None:
+def _start(config: SearchRunConfig, setup: TrainSetup, record: RunRecord) -> None:
     """Start (or refuse, or continue) the run directory; it keeps a copy of the space as searched."""
-    setup.run_dir.start(config.resume, config_yaml, setup.info)
+    text = space_path(config.search.space).read_text(encoding="utf-8")
+    setup.run_dir.start(config.resume, record, setup.info, same=RESUME_SAME, files={SPACE: text})
     if setup.info.is_main:
-        text = space_path(config.search.space).read_text(encoding="utf-8")
         atomic_write_text(setup.run_dir.space, text)
 
 
@@ -115,14 +124,14 @@ def _random_search(
     data: SearchData,
     setup: TrainSetup,
     recipe: Recipe,
-    config_yaml: str,
+    record: RunRecord,
     provenance: dict[str, Any],
 ) -> tuple[ArchSpec, dict[str, Any]]:
     """``search.method=random``: the best of ``search.random_archs`` briefly trained candidates, written like a
     gradient search's result (arch.json with a ``search`` section, a final ``search/`` evaluation with the
     summed cost in metrics.jsonl) so that reports and ground truth treat both alike."""
-    _start(config, setup, config_yaml)
-    candidates = random_search(space, data, setup, recipe, config.search, config.resume, config_yaml)
+    _start(config, setup, record)
+    candidates = random_search(space, data, setup, recipe, config.search, config.resume, record)
     best = pick(candidates)
     one_hot = [
         [float(rate == chosen) for rate in b.candidates]

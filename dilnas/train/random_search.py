@@ -17,7 +17,7 @@ from dilnas.models.regseg import RegSeg
 from dilnas.spec.gapless import rates_key, sample_gapless
 from dilnas.spec.options import SearchConfig
 from dilnas.spec.space import SearchSpace
-from dilnas.train.run_dir import RunDir
+from dilnas.train.run_dir import RunDir, RunRecord
 from dilnas.train.sampling import dataset_length
 from dilnas.train.search_trainer import SearchData
 from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainSetup
@@ -59,7 +59,7 @@ def random_search(
     recipe: Recipe,
     search: SearchConfig,
     resume: bool,
-    config_yaml: str,
+    record: RunRecord,
 ) -> list[Candidate]:
     """Train every drawn candidate; returns them in the order drawn (``pick`` chooses). A candidate's run
     directory holds no arch.json, so that sweep reports never take it for a search run."""
@@ -79,7 +79,7 @@ def random_search(
             dataclasses.replace(setup, run_dir=run_dir),
             dataclasses.replace(recipe, trainer=trainer_config),
         )
-        run_dir.start(resume, config_yaml, setup.info)
+        run_dir.start(resume, record, setup.info)
         if resume:
             trainer.resume()
         log.info(

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from dilnas.train.distributed import DistInfo, broadcast_object
 from dilnas.utils.errors import UserError
@@ -39,6 +42,17 @@ LAST = "last.pt"
 BEST = "best.pt"
 TENSORBOARD = "tb"
 OVERRIDES = Path(".hydra") / "overrides.yaml"
+# Settings a resumed run may change (a moved data set, other loader processes); any other difference in the
+# sections a command names is another run.
+RESUME_MAY_CHANGE = ("data.root", "data.num_workers")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run directory records about the command that started it."""
+
+    config_yaml: str  # the composed config (config.yaml)
+    overrides: list[str]  # the command line's overrides (.hydra/overrides.yaml)
 
 
 @dataclass(frozen=True)
@@ -104,17 +118,55 @@ class RunDir:
     def jsonl(self, name: str) -> Path:
         return self.path / name
 
-    def start(self, resume: bool, config_yaml: str, info: DistInfo) -> None:
+    def start(
+        self,
+        resume: bool,
+        record: RunRecord,
+        info: DistInfo,
+        *,
+        same: Sequence[str] = (),
+        files: Mapping[str, str] | None = None,
+    ) -> None:
         """Refuse a directory that already holds a run unless ``resume`` (the run then continues from
-        ``last.pt``); rank 0 creates it and writes ``config.yaml``."""
-        if broadcast_object(self.last.exists(), info) and not resume:
+        ``last.pt``); rank 0 creates it and writes ``config.yaml`` and ``.hydra/overrides.yaml`` (the
+        commands that write runs set ``hydra.output_subdir: null``, so that Hydra does not rewrite them
+        before a run is refused).
+
+        A resumed run must be the run its checkpoint belongs to: the config sections or keys in ``same``
+        (``data``, ``search.relaxation``) must equal those in the run's ``config.yaml`` (apart from
+        ``RESUME_MAY_CHANGE``), and the run's files named in ``files`` (``arch.json``) must hold the given
+        text. Otherwise the run is refused, with every difference, before anything is written.
+        """
+        holds_run = broadcast_object(self.last.exists(), info)
+        if holds_run and not resume:
             raise UserError(
                 f"{self.path} already holds a run ({self.last}): pass resume=true to continue it, or choose "
                 "another hydra.run.dir"
             )
+        if holds_run:
+            self._check_same_run(record.config_yaml, same, files or {})
         if info.is_main:
             self.path.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.config, config_yaml)
+            atomic_write_text(self.config, record.config_yaml)
+            atomic_write_text(
+                self.overrides, yaml.safe_dump(list(record.overrides), default_flow_style=False)
+            )
+
+    def _check_same_run(self, config_yaml: str, same: Sequence[str], files: Mapping[str, str]) -> None:
+        differences = []
+        if self.config.is_file():
+            then, now = yaml.safe_load(self.config.read_text(encoding="utf-8")), yaml.safe_load(config_yaml)
+            for key in same:
+                differences += _differences(key, _select(then, key), _select(now, key))
+        for name, text in files.items():
+            path = self.path / name
+            if path.is_file() and path.read_text(encoding="utf-8") != text:
+                differences.append(f"{name} differs from the run's")
+        if differences:
+            raise UserError(
+                f"resume=true: {self.path} holds another run: {'; '.join(differences)}; resume with the run's "
+                "settings, or start a new run in another hydra.run.dir"
+            )
 
     def resume_checkpoint(self) -> Path | None:
         """The checkpoint a resumed run continues from, or None when the run has not saved one yet."""
@@ -122,6 +174,25 @@ class RunDir:
 
     def is_search_run(self) -> bool:
         return self.space.is_file()
+
+
+def _select(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return config
+
+
+def _differences(key: str, then: Any, now: Any) -> list[str]:
+    """``key (X then, Y now)`` for every leaf that differs, keys in ``RESUME_MAY_CHANGE`` aside."""
+    if key in RESUME_MAY_CHANGE:
+        return []
+    if isinstance(then, dict) and isinstance(now, dict):
+        return [
+            item
+            for sub in sorted({*then, *now})
+            for item in _differences(f"{key}.{sub}", then.get(sub), now.get(sub))
+        ]
+    return [] if then == now else [f"{key} ({then!r} then, {now!r} now)"]
 
 
 def _natural_key(path: Path) -> list[list[tuple[int, Any]]]:

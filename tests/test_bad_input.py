@@ -1,0 +1,96 @@
+"""Bad input, class by class: refused in one line naming the file, key or value and what is allowed, exit
+status 2, no traceback, and nothing written or rewritten. (Numbers out of range: tests/test_settings.py.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_retrain import ENV, TINY_RUN
+from tests.test_search import SEARCH_RUN
+
+DILATED = REPO / "experiments" / "synthetic" / "tiny_dilated.json"
+
+
+def run(module: str, *args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ENV,
+    )
+
+
+def assert_refused(result: subprocess.CompletedProcess, program: str, *fragments: str) -> str:
+    assert result.returncode == 2, result.stderr
+    line = result.stderr.strip().splitlines()[-1]  # a space's padding warning may come first
+    assert line.startswith(f"{program}: error: ") and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    """Every file of a run but its log (a refused command may append a warning to it)."""
+    files = {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    return {name: data for name, data in files.items() if not name.endswith(".log")}
+
+
+# ---- resume: another run is refused before anything is rewritten ------------------------------------
+@pytest.mark.slow
+def test_resume_with_another_architecture_or_data_is_refused_and_writes_nothing(tmp_path):
+    run_dir = tmp_path / "run"
+    first = run("dilnas.retrain", *TINY_RUN, "trainer.max_steps=2", f"hydra.run.dir={run_dir}")
+    assert first.returncode == 0, first.stderr
+    before = snapshot(run_dir)
+    assert {"config.yaml", "arch.json", ".hydra/overrides.yaml"} <= set(before)
+    for changed, fragment in [
+        (f"arch={DILATED}", "arch.json differs from the run's"),
+        ("data.image_size=96", "data.image_size (64 then, 96 now)"),
+        ("seed=5", "seed (0 then, 5 now)"),
+    ]:
+        args = [*TINY_RUN, changed, "trainer.max_steps=3", "resume=true", f"hydra.run.dir={run_dir}"]
+        result = run("dilnas.retrain", *args)  # the last arch= wins
+        assert_refused(result, "dilnas-retrain", "resume=true:", "holds another run", fragment)
+        assert snapshot(run_dir) == before
+    # What may change between a run and its resumption: its length, the loader processes.
+    longer = run(
+        "dilnas.retrain",
+        *TINY_RUN,
+        "trainer.max_steps=3",
+        "data.num_workers=0",
+        "resume=true",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert longer.returncode == 0, longer.stderr
+
+
+@pytest.mark.slow
+def test_resume_search_with_another_space_is_refused(tmp_path):
+    run_dir = tmp_path / "search"
+    first = run(
+        "dilnas.search",
+        *SEARCH_RUN,
+        "trainer.max_steps=2",
+        "search.warmup_epochs=0",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert first.returncode == 0, first.stderr
+    before = snapshot(run_dir)
+    result = run(
+        "dilnas.search",
+        *SEARCH_RUN,
+        "trainer.max_steps=4",
+        "search.warmup_epochs=0",
+        "search.space=synthetic_deep",
+        "resume=true",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert_refused(result, "dilnas-search", "space.yaml differs from the run's")
+    assert snapshot(run_dir) == before
