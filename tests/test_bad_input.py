@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from dilnas.models.regseg import RegSeg
+from dilnas.spec.arch import load_arch
 from tests.conftest import REPO
-from tests.test_retrain import ENV, TINY_RUN
+from tests.test_retrain import ENV, TINY, TINY_RUN
 from tests.test_search import SEARCH_RUN
 
 DILATED = REPO / "experiments" / "synthetic" / "tiny_dilated.json"
@@ -93,4 +96,57 @@ def test_resume_search_with_another_space_is_refused(tmp_path):
         f"hydra.run.dir={run_dir}",
     )
     assert_refused(result, "dilnas-search", "space.yaml differs from the run's")
+    assert snapshot(run_dir) == before
+
+
+# ---- checkpoints: non-finite weights and unsafe files -----------------------------------------------
+def tiny_state(tmp_path: Path, poison: bool) -> Path:
+    state = RegSeg(load_arch(TINY)).state_dict()
+    if poison:
+        state = {
+            key: torch.full_like(value, float("nan")) if value.is_floating_point() else value
+            for key, value in state.items()
+        }
+    path = tmp_path / ("nan.pt" if poison else "ok.pt")
+    torch.save({"model": state}, path)
+    return path
+
+
+def test_non_finite_or_pickled_checkpoints_are_refused_naming_file_and_tensor(tmp_path):
+    poisoned = tiny_state(tmp_path, poison=True)
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"model": {"stem.conv.weight": torch.ones(1)}, "extra": object()}, pickled)
+    for args, fragments in [
+        (
+            ["eval_only=true", f"checkpoint={poisoned}"],
+            [f"{poisoned}: tensor 'stem.conv.weight' holds non-finite values"],
+        ),
+        (
+            [f"init={poisoned}", "trainer.max_steps=1"],
+            [f"{poisoned}: tensor 'stem.conv.weight' holds non-finite"],
+        ),
+        ([f"init={pickled}", "trainer.max_steps=1"], [f"{pickled}: not a weights-only checkpoint"]),
+    ]:
+        run_dir = tmp_path / "run"
+        result = run("dilnas.retrain", *TINY_RUN, *args, f"hydra.run.dir={run_dir}")
+        assert_refused(result, "dilnas-retrain", *fragments)
+        assert "weights_only" not in result.stderr and "Warning" not in result.stderr
+        assert not run_dir.exists()
+
+
+@pytest.mark.slow
+def test_resume_from_a_non_finite_checkpoint_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run("dilnas.retrain", *TINY_RUN, "trainer.max_steps=2", f"hydra.run.dir={run_dir}").returncode == 0
+    last = run_dir / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    state["model"]["decoder.classifier.weight"].fill_(float("inf"))
+    torch.save(state, last)
+    before = snapshot(run_dir)
+    result = run(
+        "dilnas.retrain", *TINY_RUN, "trainer.max_steps=3", "resume=true", f"hydra.run.dir={run_dir}"
+    )
+    assert_refused(
+        result, "dilnas-retrain", f"{last}: tensor 'decoder.classifier.weight' holds non-finite values"
+    )
     assert snapshot(run_dir) == before

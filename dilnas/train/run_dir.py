@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from dilnas.train.distributed import DistInfo, broadcast_object
+from dilnas.utils.checkpoints import load_checkpoint
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_text
 
@@ -145,6 +146,7 @@ class RunDir:
             )
         if holds_run:
             self._check_same_run(record.config_yaml, same, files or {})
+            load_checkpoint(self.last)  # a corrupt or non-finite checkpoint is refused before any write
         if info.is_main:
             self.path.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.config, record.config_yaml)

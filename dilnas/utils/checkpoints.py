@@ -7,7 +7,9 @@ A checkpoint is a plain dict of tensors, numbers, strings and lists (no pickled 
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +25,46 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint (a dict) read with ``weights_only=True``; UserError for a missing, corrupt or unsafe file
+    and for weights that are not finite (a diverged run, a corrupt file)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's warnings about storages and pickles are not the user's
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"{path}: no such checkpoint file") from None
-    except Exception as error:  # torch raises several types for corrupt or unsafe files
-        raise UserError(f"{path}: cannot load checkpoint: {str(error).splitlines()[0]}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, not a checkpoint file") from None
+    except pickle.UnpicklingError:
+        # torch suggests weights_only=False here; dilnas never runs code from a checkpoint.
+        raise UserError(
+            f"{path}: not a weights-only checkpoint: the file is corrupt or holds pickled Python objects, "
+            "which dilnas never loads (save a state dict of tensors)"
+        ) from None
+    except Exception as error:  # torch raises several types for files that are not checkpoints
+        first = (str(error).splitlines() or [""])[0]
+        raise UserError(
+            f"{path}: cannot load checkpoint (not a PyTorch checkpoint, or corrupt): {type(error).__name__}: {first}"
+        ) from None
     if not isinstance(state, dict):
         raise UserError(f"{path}: expected a dilnas checkpoint (a dict), got {type(state).__name__}")
+    model = state.get("model")
+    check_finite(model if isinstance(model, dict) else state, path)
     return state
+
+
+def check_finite(tensors: dict[str, Any], path: str | os.PathLike) -> None:
+    """UserError naming the first floating-point tensor of ``tensors`` that holds nan or inf."""
+    for key, value in tensors.items():
+        if (
+            isinstance(value, torch.Tensor)
+            and value.is_floating_point()
+            and not bool(torch.isfinite(value).all())
+        ):
+            raise UserError(
+                f"{path}: tensor {key!r} holds non-finite values (nan or inf): the run that saved it diverged "
+                "or the file is corrupt"
+            )
 
 
 def rng_state() -> dict[str, Any]:
