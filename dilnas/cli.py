@@ -31,7 +31,7 @@ from dilnas.spec.options import SCHEMAS
 from dilnas.spec.settings import check_settings
 from dilnas.spec.shipped import CONF_DIR
 from dilnas.train.signals import RunInterrupted
-from dilnas.utils.errors import UserError
+from dilnas.utils.errors import UserError, os_reason
 
 SCHEMA_SUFFIX = "_schema"  # the ConfigStore names of our dataclass schemas (dilnas.spec.options), not choices
 T = TypeVar("T")
@@ -103,6 +103,13 @@ def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], A
             if full_report:
                 raise
             fail(program, one_line_hydra_error(error))
+        except OSError as error:  # Hydra creating the run directory, its .hydra/ or its log file
+            if full_report or error.filename is None:
+                raise
+            fail(
+                program,
+                f"{error.filename}: {os_reason(error)}: choose another hydra.run.dir (or hydra.sweep.dir)",
+            )
         except BrokenPipeError:  # e.g. `--help | head`: Hydra prints help and --cfg outside the task
             quiet_exit_on_closed_stdout()
 

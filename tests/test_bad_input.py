@@ -12,6 +12,8 @@ import torch
 
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import load_arch
+from dilnas.utils.errors import UserError
+from dilnas.utils.files import atomic_write_text
 from tests.conftest import REPO
 from tests.test_retrain import ENV, TINY, TINY_RUN
 from tests.test_search import SEARCH_RUN
@@ -150,3 +152,32 @@ def test_resume_from_a_non_finite_checkpoint_is_refused(tmp_path):
         result, "dilnas-retrain", f"{last}: tensor 'decoder.classifier.weight' holds non-finite values"
     )
     assert snapshot(run_dir) == before
+
+
+# ---- where output goes: a file in the way, a parent that cannot be written ---------------------------
+def test_output_where_it_cannot_go_is_refused_in_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    cases = [
+        ("dilnas.search", [*SEARCH_RUN, f"hydra.run.dir={blocker}"], f"{blocker}: a file is in the way"),
+        (
+            "dilnas.retrain",
+            [*TINY_RUN, f"hydra.run.dir={blocker / 'run'}"],
+            f"{blocker / 'run'}: a file is in the way",
+        ),
+        ("dilnas.grid", [f"out={blocker / 'grid'}", "stage=write"], f"{blocker / 'grid'}"),
+    ]
+    for module, args, fragment in cases:
+        result = run(module, *args, cwd=tmp_path)
+        assert_refused(result, module.replace("dilnas.", "dilnas-"), fragment)
+    assert blocker.read_text() == "not a directory\n" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "a-file"
+    ]
+
+
+def test_atomic_write_into_an_unwritable_place_is_a_user_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match=r"file/out\.json: cannot write here: a file is in the way"):
+        atomic_write_text(tmp_path / "file" / "out.json", "{}")
+    with pytest.raises(UserError, match=r"cannot write here: "):
+        atomic_write_text("/proc/dilnas-cannot-exist/out.json", "{}")  # refused even to root

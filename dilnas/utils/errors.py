@@ -18,3 +18,10 @@ class InvalidFileError(UserError):
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: invalid {self.what}: " + "; ".join(problems))
+
+
+def os_reason(error: OSError) -> str:
+    """Why the file system refused, in words (``FileExistsError`` from a mkdir: a file is in the way)."""
+    if isinstance(error, FileExistsError | NotADirectoryError):
+        return "a file is in the way where a directory is needed"
+    return error.strerror or str(error)

@@ -9,14 +9,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from dilnas.utils.errors import UserError, os_reason
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     What ``write`` returns is ignored (so ``handle.write``, which returns a byte count, will do)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise UserError(f"{path}: cannot write here: {os_reason(error)}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -24,9 +29,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         # Leave nothing behind: the destination keeps its previous content (or stays absent).
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError):  # a full disk, a directory in the way
+            raise UserError(f"{path}: cannot write: {os_reason(error)}") from None
         raise
     return path
 
