@@ -181,3 +181,36 @@ def test_atomic_write_into_an_unwritable_place_is_a_user_error(tmp_path):
         atomic_write_text(tmp_path / "file" / "out.json", "{}")
     with pytest.raises(UserError, match=r"cannot write here: "):
         atomic_write_text("/proc/dilnas-cannot-exist/out.json", "{}")  # refused even to root
+
+
+# ---- files: duplicate keys, deep nesting, alias bombs, huge files ------------------------------------
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "fragment"),
+    [
+        (
+            "dup.json",
+            '{"format": "dilnas.arch", "format": "dilnas.arch"}',
+            "not valid JSON: duplicate key 'format'",
+        ),
+        ("deep.json", "[" * 5000 + "]" * 5000, "nested deeper than 32 levels"),
+        ("deep2.json", "[" * 40 + "]" * 40, "nested deeper than 32 levels"),
+        ("bomb.yaml", BOMB, "expands to more than 100,000 values (YAML aliases?)"),
+        ("deep.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 32 levels"),
+        ("huge.json", '{"x": "' + "y" * (5 * 2**20) + '"}', "larger than the 4,194,304 bytes"),
+    ],
+)
+def test_hostile_files_are_refused_quickly_with_a_limit(tmp_path, name, text, fragment):
+    path = tmp_path / name
+    path.write_text(text)
+    if name.endswith(".json"):
+        result = run("dilnas.info", f"arch={path}")
+        assert_refused(result, "dilnas-info", str(path), fragment)
+    else:
+        result = run("dilnas.search", f"search.space={path}", f"hydra.run.dir={tmp_path / 'run'}")
+        assert_refused(result, "dilnas-search", str(path), fragment)
+        assert not (tmp_path / "run").exists()

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from dilnas.spec.fov import ReceptiveField
+from dilnas.spec.reading import parse_json, read_text
 from dilnas.spec.shipped import ARCHS_DIR, available, shipped_or_path
-from dilnas.utils.errors import InvalidFileError, UserError
+from dilnas.utils.errors import InvalidFileError
 from dilnas.utils.files import atomic_write_json
 
 FORMAT = "dilnas.arch"
@@ -200,18 +201,7 @@ def load_arch(name_or_path: str | os.PathLike, *, allow_gaps: bool = False) -> A
     """A shipped architecture by name (``exp48_decoder26``) or a JSON file by path. Raises UserError (one
     line) for any problem with the file."""
     path = shipped_or_path(name_or_path, ARCHS_DIR, (".json",), "architecture")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such architecture file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read architecture file: {error}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UserError(
-            f"{path}: not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
+    data = parse_json(read_text(path, "architecture"), str(path))
     return ArchSpec.from_dict(data, source=str(path), allow_gaps=allow_gaps)
 
 

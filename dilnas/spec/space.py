@@ -21,15 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dilnas.spec.arch import FORMAT as ARCH_FORMAT
 from dilnas.spec.arch import SCHEMA_VERSION as ARCH_SCHEMA_VERSION
 from dilnas.spec.arch import STRIDES, ArchError, ArchSpec, _join, _json_type
 from dilnas.spec.fov import ReceptiveField, padding_fraction
 from dilnas.spec.gapless import unreachable_candidates
+from dilnas.spec.reading import parse_yaml, read_text
 from dilnas.spec.shipped import SEARCH_SPACES_DIR, available, shipped_or_path
-from dilnas.utils.errors import InvalidFileError, UserError
+from dilnas.utils.errors import InvalidFileError
 
 FORMAT = "dilnas.space"
 SCHEMA_VERSION = 1
@@ -163,16 +162,7 @@ def space_path(name_or_path: str | os.PathLike) -> Path:
 def load_space(name_or_path: str | os.PathLike) -> SearchSpace:
     """A shipped space by name (``regseg_exp48``) or a ``.yaml``/``.yml`` file by path; UserError otherwise."""
     path = space_path(name_or_path)
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such search space file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read search space file: {error}") from None
-    try:
-        data = yaml.load(raw, Loader=_UniqueKeyLoader)  # a SafeLoader: never constructs Python objects
-    except yaml.YAMLError as error:
-        raise UserError(f"{path}: not valid YAML: {_yaml_message(error)}") from None
+    data = parse_yaml(read_text(path, "search space"), str(path))
     return parse_space(data, source=str(path))
 
 
@@ -361,25 +351,6 @@ class _SpaceParser:
             stride = _choice(blocks[index].get("stride"), STRIDES) if isinstance(blocks[index], dict) else 1
             field = field.through_dblock(stride, (largest,))
         return branches
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load, except that a key given twice in one mapping is an error instead of a silent overwrite."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        keys = [self.construct_object(key_node, deep=deep) for key_node, _ in node.value]
-        for index, key in enumerate(keys):
-            if key in keys[:index]:
-                mark = node.value[index][0].start_mark
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_message(error: yaml.YAMLError) -> str:
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    mark = getattr(error, "problem_mark", None)
-    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-    return f"{problem}{where}".replace("\n", " ")
 
 
 def _collapse_repeats(problems: list[str], repeats: list[tuple[int, int]]) -> list[str]:
