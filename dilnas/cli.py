@@ -103,6 +103,8 @@ def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], A
             if full_report:
                 raise
             fail(program, one_line_hydra_error(error))
+        except BrokenPipeError:  # e.g. `--help | head`: Hydra prints help and --cfg outside the task
+            quiet_exit_on_closed_stdout()
         except OSError as error:  # Hydra creating the run directory, its .hydra/ or its log file
             if full_report or error.filename is None:
                 raise
@@ -110,8 +112,6 @@ def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], A
                 program,
                 f"{error.filename}: {os_reason(error)}: choose another hydra.run.dir (or hydra.sweep.dir)",
             )
-        except BrokenPipeError:  # e.g. `--help | head`: Hydra prints help and --cfg outside the task
-            quiet_exit_on_closed_stdout()
 
     return main
 
