@@ -9,9 +9,11 @@ exit status 2, without a traceback; a run stopped by a signal after saving its c
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -95,6 +97,12 @@ def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], A
     hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(guarded)
 
     def main() -> Any:
+        flags = set(sys.argv[1:])
+        if flags & {"--cfg", "-c"} and flags & {"-m", "--multirun"}:
+            fail(
+                program,
+                "--cfg prints one job's config and cannot be combined with -m: drop -m, keep the overrides",
+            )
         full_report = os.environ.get("HYDRA_FULL_ERROR") == "1"
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing, and we word the error
         try:
@@ -140,20 +148,56 @@ def discard_unused_run_dir() -> None:
         return
     if all(entry.name in hydra_files for entry in run_dir.iterdir()):
         shutil.rmtree(run_dir)
+        # and the folders Hydra made for it (runs/search/), as far as they are empty, up to the working one
+        cwd = Path.cwd().resolve()
+        for parent in run_dir.resolve().parents:
+            if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+                break
+            parent.rmdir()
 
 
 def one_line_hydra_error(error: CompactHydraException) -> str:
-    """Hydra's message for a bad override or config name, on one line (with the allowed names, if any)."""
+    """Hydra's message for a bad override or config name, on one line (with the allowed names, if any, the
+    closest setting to a misspelled key, and the ``+`` an optional preset group needs)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     message = lines[0].rstrip(".") if lines else type(error).__name__
     if isinstance(error, OverrideParseException):
         return f"override {error.override!r}: {message}"
     if isinstance(error.__cause__, OmegaConfBaseException):
-        message += f": {str(error.__cause__.msg).splitlines()[0]}"
+        cause = str(error.__cause__.msg).splitlines()[0]
+        message += f": {cause}"
+        unknown = re.fullmatch(r"Key '(\w+)' not in '(\w+)'", cause)
+        if unknown:
+            message += did_you_mean(unknown[1], unknown[2])
     if isinstance(error, MissingConfigException) and error.options:
         choices = [option for option in error.options if not option.endswith(SCHEMA_SUFFIX)]
         message += f"; choose one of: {', '.join(choices)}"
+    group = re.fullmatch(r"Could not override '(\w+)'\. No match in the defaults list", message)
+    if group and (CONF_DIR / group[1]).is_dir():
+        message += f"; {group[1]} is an optional preset: add it with a '+', as in +{group[1]}=NAME"
     return message
+
+
+def did_you_mean(key: str, schema_name: str) -> str:
+    """``; did you mean 'batch_size'?`` when the dataclass ``schema_name`` has a setting close to ``key``."""
+    schema = _schemas_by_name().get(schema_name)
+    if schema is None:
+        return ""
+    close = difflib.get_close_matches(key, [f.name for f in dataclasses.fields(schema)], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _schemas_by_name() -> dict[str, type]:
+    found: dict[str, type] = {}
+    pending = [schema for _, _, schema in SCHEMAS]
+    while pending:
+        schema = pending.pop()
+        found[schema.__name__] = schema
+        for item in dataclasses.fields(schema):
+            factory = item.default_factory
+            if isinstance(factory, type) and dataclasses.is_dataclass(factory):  # a nested section
+                pending.append(factory)
+    return found
 
 
 def typed_config(cfg: DictConfig, schema: type[T]) -> T:
@@ -173,7 +217,13 @@ def typed_config(cfg: DictConfig, schema: type[T]) -> T:
         raise UserError(f"config does not match {schema.__name__}")
     unknown = unknown_keys(cfg)
     if unknown:
-        raise UserError(f"unknown config key {unknown[0]!r} (added with '+'?): not a setting of this command")
+        *section, key = unknown[0].split(".")
+        parent = OmegaConf.select(cfg, ".".join(section)) if section else cfg
+        parent_type = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
+        hint = did_you_mean(key, parent_type.__name__) if parent_type is not None else ""
+        raise UserError(
+            f"unknown config key {unknown[0]!r} (added with '+'?): not a setting of this command{hint}"
+        )
     check_settings(obj)
     return obj
 

@@ -214,3 +214,33 @@ def test_hostile_files_are_refused_quickly_with_a_limit(tmp_path, name, text, fr
         result = run("dilnas.search", f"search.space={path}", f"hydra.run.dir={tmp_path / 'run'}")
         assert_refused(result, "dilnas-search", str(path), fragment)
         assert not (tmp_path / "run").exists()
+
+
+# ---- Hydra: flags that do not go together, presets without '+', misspelled keys ----------------------
+@pytest.mark.parametrize(
+    ("module", "args", "fragments"),
+    [
+        (
+            "dilnas.search",
+            ["--cfg", "job", "-m", "seed=0,1"],
+            ["--cfg prints one job's config and cannot be combined with -m"],
+        ),
+        (
+            "dilnas.retrain",
+            ["experiment=cityscapes", "arch=exp48_decoder26"],
+            ["experiment is an optional preset", "+experiment=NAME"],
+        ),
+        ("dilnas.search", ["trainer.batchsize=4"], ["'trainer.batchsize'", "did you mean 'batch_size'?"]),
+        ("dilnas.search", ["serch.arch_lr=0.1"], ["did you mean 'search'?"]),
+        (
+            "dilnas.retrain",
+            ["arch=exp48_decoder26", "+optim.learning_rate=0.1"],
+            ["unknown config key 'optim.learning_rate'"],
+        ),
+        ("dilnas.search", ["+seeed=3"], ["unknown config key 'seeed'", "did you mean 'seed'?"]),
+    ],
+)
+def test_hydra_mistakes_get_a_hint(tmp_path, module, args, fragments):
+    result = run(module, *args, cwd=tmp_path)
+    assert_refused(result, module.replace("dilnas.", "dilnas-"), *fragments)
+    assert list(tmp_path.iterdir()) == []
