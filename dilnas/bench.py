@@ -90,23 +90,41 @@ def run_search(cfg: DictConfig) -> None:
         print(format_search_rows(rows, memory_label))
 
 
-MODES: dict[str, tuple[str, Callable[[DictConfig], None]]] = {
-    "infer": ("bench_infer", run_infer),
-    "search": ("bench_search", run_search),
+MODES: dict[str, tuple[str, Callable[[DictConfig], None], tuple[str, ...]]] = {
+    "infer": (
+        "bench_infer",
+        run_infer,
+        (
+            "dilnas-bench infer arch=exp48_decoder26 input_size=[1024,2048]",
+            "dilnas-bench infer arch=exp48_decoder26 device=cuda batch_size=4 format=json",
+        ),
+    ),
+    "search": (
+        "bench_search",
+        run_search,
+        ("dilnas-bench search", "dilnas-bench search spaces=[synthetic_tiny] crops=[224] batch_sizes=[8]"),
+    ),
 }
-USAGE = f"usage: {PROGRAM} {{{','.join(MODES)}}} [key=value ...]"
+USAGE = (
+    f"usage: {PROGRAM} {{{','.join(MODES)}}} [key=value ...]   ({PROGRAM} MODE --help: the mode's settings)"
+)
+ABOUT = {
+    "infer": "forward-pass time of an architecture, eager vs deploy (BatchNorm folded)",
+    "search": "one training step of the supernet (softmax, gumbel) vs the derived fixed network",
+}
 
 
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
-        print(USAGE, file=sys.stderr)
+        text = "\n".join([USAGE, "", *(f"  {mode:<7} {about}" for mode, about in ABOUT.items())])
+        print(text, file=sys.stdout if len(sys.argv) >= 2 else sys.stderr)
         sys.exit(0 if len(sys.argv) >= 2 else 2)
     mode = sys.argv[1]
     if mode not in MODES:
         fail(PROGRAM, UserError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}. {USAGE}"))
     del sys.argv[1]
-    config_name, task = MODES[mode]
-    hydra_command(PROGRAM, config_name, task)()
+    config_name, task, examples = MODES[mode]
+    hydra_command(PROGRAM, config_name, task, examples)()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,13 +29,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from dilnas.analysis.sweep_summary import report_sweep
+from dilnas.command_help import SCHEMA_SUFFIX, command_help
 from dilnas.spec.options import SCHEMAS
 from dilnas.spec.settings import check_settings
 from dilnas.spec.shipped import CONF_DIR
 from dilnas.train.signals import RunInterrupted
 from dilnas.utils.errors import UserError, os_reason
 
-SCHEMA_SUFFIX = "_schema"  # the ConfigStore names of our dataclass schemas (dilnas.spec.options), not choices
 T = TypeVar("T")
 log = logging.getLogger("dilnas")
 
@@ -72,7 +72,9 @@ def fail(program: str, error: BaseException | str) -> None:
     sys.exit(2)
 
 
-def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
+def hydra_command(
+    program: str, config_name: str, task: Callable[[DictConfig], Any], examples: Sequence[str] = ()
+) -> Callable[[], Any]:
     """A Hydra ``main`` reading ``conf/<config_name>.yaml`` whose user errors exit 2 with one line.
 
     User errors are ours (``UserError``) and Hydra's own for a bad override or an unknown config name, which
@@ -98,6 +100,12 @@ def hydra_command(program: str, config_name: str, task: Callable[[DictConfig], A
 
     def main() -> Any:
         flags = set(sys.argv[1:])
+        if flags & {"--help", "-h"}:
+            try:
+                print(command_help(program, config_name, examples))
+            except BrokenPipeError:
+                quiet_exit_on_closed_stdout()
+            sys.exit(0)
         if flags & {"--cfg", "-c"} and flags & {"-m", "--multirun"}:
             fail(
                 program,

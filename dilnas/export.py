@@ -75,7 +75,11 @@ def run(cfg: DictConfig) -> None:
     export_arch(typed_config(cfg, ExportConfig))
 
 
-main = hydra_command("dilnas-export", "export", run)
+EXAMPLES = (
+    "dilnas-export run_dir=runs/search/DATE rule=expected       # writes arch_expected.json",
+    "dilnas-export run_dir=runs/search/DATE checkpoint=runs/search/DATE/checkpoints/best.pt out=best.json",
+)
+main = hydra_command("dilnas-export", "export", run, EXAMPLES)
 
 if __name__ == "__main__":
     main()

@@ -62,7 +62,12 @@ def run(cfg: DictConfig) -> None:
     print(f"{path}: {len(rows)} finished runs")
 
 
-main = hydra_command("dilnas-grid", "grid", run)
+EXAMPLES = (
+    "dilnas-grid space=synthetic_tiny out=runs/grid/tiny",
+    "dilnas-grid space=synthetic_deep sample=30 seeds=[0,1] out=runs/grid/deep 'retrain=[\"hydra/launcher=local_parallel\"]'",
+    "dilnas-grid out=runs/grid/deep stage=collect",
+)
+main = hydra_command("dilnas-grid", "grid", run, EXAMPLES)
 
 if __name__ == "__main__":
     main()

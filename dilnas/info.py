@@ -21,7 +21,11 @@ def run(cfg: DictConfig) -> None:
     print(json.dumps(info, indent=2) if config.format is OutputFormat.json else format_info(info))
 
 
-main = hydra_command("dilnas-info", "info", run)
+EXAMPLES = (
+    "dilnas-info arch=exp48_decoder26",
+    "dilnas-info arch=runs/search/DATE/arch.json input_size=[224,224] format=json",
+)
+main = hydra_command("dilnas-info", "info", run, EXAMPLES)
 
 if __name__ == "__main__":
     main()

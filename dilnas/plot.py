@@ -19,7 +19,11 @@ def run(cfg: DictConfig) -> None:
         print(path)
 
 
-main = hydra_command("dilnas-plot", "plot", run)
+EXAMPLES = (
+    "dilnas-plot run_dir=runs/search/DATE",
+    "dilnas-plot run_dir=runs/sweeps/DATE format=pdf",
+)
+main = hydra_command("dilnas-plot", "plot", run, EXAMPLES)
 
 if __name__ == "__main__":
     main()

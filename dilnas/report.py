@@ -29,7 +29,11 @@ def run(cfg: DictConfig) -> None:
     print(format_table(*agreement_table(summary)))
 
 
-main = hydra_command("dilnas-report", "report", run)
+EXAMPLES = (
+    "dilnas-report sweep_dir=runs/sweeps/DATE",
+    "dilnas-report sweep_dir=runs/sweeps/DATE ground_truth=experiments/ground_truth/synthetic_tiny.csv",
+)
+main = hydra_command("dilnas-report", "report", run, EXAMPLES)
 
 if __name__ == "__main__":
     main()

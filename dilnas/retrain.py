@@ -125,7 +125,12 @@ def train(
     return summary.get("miou", float("nan"))
 
 
-main = hydra_command("dilnas-retrain", "retrain", run)
+EXAMPLES = (
+    "dilnas-retrain arch=runs/search/DATE/arch.json      # the derived network, synthetic data",
+    "dilnas-retrain +experiment=cityscapes arch=exp48_decoder26 data.root=/data/cityscapes",
+    "dilnas-retrain arch=exp48_decoder26 eval_only=true checkpoint=best.pt data=cityscapes data.root=/data/cityscapes",
+)
+main = hydra_command("dilnas-retrain", "retrain", run, EXAMPLES)
 
 if __name__ == "__main__":
     main()

@@ -153,7 +153,12 @@ def _random_search(
     return arch, summary
 
 
-main = hydra_command("dilnas-search", "search", run)
+EXAMPLES = (
+    "dilnas-search                                         # synthetic_tiny on the synthetic data, minutes on a CPU",
+    "dilnas-search search.space=regseg_exp48 data=cityscapes data.root=/data/cityscapes device=cuda",
+    "dilnas-search -m seed=0,1,2 search.relaxation=softmax,gumbel   # a sweep, then its report",
+)
+main = hydra_command("dilnas-search", "search", run, EXAMPLES)
 
 if __name__ == "__main__":
     main()

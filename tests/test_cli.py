@@ -227,3 +227,39 @@ def test_readme_layers_python_block_runs():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["10", "[2,", "6]"]
+
+
+@pytest.mark.parametrize(
+    ("module", "mode", "groups"),
+    [
+        ("dilnas.search", [], ["search", "data", "optim", "trainer", "+experiment"]),
+        ("dilnas.retrain", [], ["data", "optim", "trainer", "+experiment"]),
+        ("dilnas.export", [], []),
+        ("dilnas.info", [], []),
+        ("dilnas.plot", [], []),
+        ("dilnas.report", [], []),
+        ("dilnas.grid", [], []),
+        ("dilnas.bench", ["infer"], []),
+        ("dilnas.bench", ["search"], []),
+    ],
+)
+def test_help_teaches_from_the_schema(module, mode, groups):
+    result = run(module, *mode, "--help")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "_schema" not in text
+    assert text.splitlines()[0].startswith(f"{module.replace('dilnas.', 'dilnas-')}")  # what it does
+    assert len(text.split("examples:\n", 1)[1].split("\n\n")[0].splitlines()) >= 2
+    settings = text.split("settings (KEY=VALUE; default, then what it means):\n", 1)[1].split("\n\n")[0]
+    assert all(len(line.split(None, 2)) == 3 for line in settings.splitlines())  # key, default, meaning
+    listed = [
+        line.split()[0] for line in text.split("config groups", 1)[-1].split("\n\n")[0].splitlines()[1:]
+    ]
+    assert listed == groups or (not groups and "config groups" not in text)
+
+
+def test_retrain_help_says_which_bound_ends_the_run_with_the_composed_defaults():
+    text = run("dilnas.retrain", "--help").stdout
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  trainer.")}
+    assert "when set it bounds the run instead of epochs" in lines["trainer.max_steps"]
+    assert lines["trainer.max_steps"].split()[1] == "600"  # trainer=synthetic's value, not the schema's null
