@@ -93,7 +93,7 @@ def write_grid(
 
 def pending_runs(out_dir: Path, arch_files: Sequence[Path], seeds: Sequence[int]) -> dict[int, list[Path]]:
     """Per seed, the grid's architectures that have no finished run for it yet."""
-    done = {(row.arch, row.seed) for row in collect(out_dir)} if (out_dir / RUNS_DIR).is_dir() else set()
+    done = {(row.arch, row.seed) for row in collect(out_dir)}
     key_of = {entry["file"]: entry["arch"] for entry in read_manifest(out_dir)["archs"]}
     keys = [key_of[f"{ARCH_DIR}/{path.name}"] for path in arch_files]
     pending = {
@@ -147,8 +147,45 @@ def read_manifest(out_dir: Path) -> dict[str, Any]:
 
 
 def collect(out_dir: Path) -> list[GridRow]:
-    """One row per finished (architecture, seed) run below ``<out>/runs``; unfinished runs are left out."""
+    """One row per finished (architecture, seed) run below ``<out>/runs``; unfinished runs are left out.
+
+    Rows of an existing ``<out>/ground_truth.csv`` whose runs are not there (a table carried over from
+    another machine) are kept, and count as finished: a grid continues from its table alone.
+    """
     branches = [(entry["block"], entry["branch"]) for entry in read_manifest(out_dir)["branches"]]
+    rows = _collect_runs(out_dir, branches)
+    found = {(row.arch, row.seed) for row in rows}
+    rows += [row for row in _read_rows(out_dir / TABLE) if (row.arch, row.seed) not in found]
+    return sorted(rows, key=lambda row: (parse_rates_key(row.arch), row.seed))
+
+
+def _read_rows(path: Path) -> list[GridRow]:
+    """The rows of a table dilnas-grid wrote (none when there is no table yet)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for number, row in enumerate(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))), start=2):
+        try:
+            rows.append(
+                GridRow(
+                    arch=row["arch"],
+                    seed=int(row["seed"]),
+                    miou=float(row["miou"]),
+                    steps=int(row["steps"]),
+                    field_of_view=int(row["field_of_view"]),
+                    cpu_seconds=float(row["cpu_seconds"]) if row.get("cpu_seconds") else None,
+                    wall_seconds=float(row["wall_seconds"]) if row.get("wall_seconds") else None,
+                    run=row["run"],
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            raise UserError(
+                f"{path}:{number}: not a row of a dilnas-grid table ({', '.join(COLUMNS)})"
+            ) from None
+    return rows
+
+
+def _collect_runs(out_dir: Path, branches: list[tuple[int, int]]) -> list[GridRow]:
     rows = []
     for run in find_runs(out_dir / RUNS_DIR):
         final = _final_eval(RunDir(run).metrics)
@@ -169,7 +206,7 @@ def collect(out_dir: Path) -> list[GridRow]:
                 run=run.relative_to(out_dir).as_posix(),
             )
         )
-    return sorted(rows, key=lambda row: (parse_rates_key(row.arch), row.seed))
+    return rows
 
 
 def _final_eval(path: Path) -> dict[str, Any] | None:
