@@ -41,7 +41,7 @@ from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import ArchSpec, load_arch
 from dilnas.spec.shipped import CONF_DIR
 from dilnas.train.run_dir import RunDir
-from dilnas.utils.errors import UserError
+from dilnas.utils.errors import UserError, one_line
 
 __all__ = ["RetrainResult", "SearchResult", "UserError", "derive", "load_model", "retrain", "search"]
 
@@ -134,8 +134,10 @@ def _run_command(
         with _job_logging(path / f"{name}.log"):
             try:
                 result = task(task_cfg)
-            except UserError:
+            except UserError as error:
                 discard_unused_run_dir()
+                if one_line(error) != str(error):  # raised in a data loader worker: its message alone
+                    raise UserError(one_line(error)) from None
                 raise
     finally:
         HydraConfig.instance().cfg = None  # type: ignore[assignment]

@@ -34,7 +34,7 @@ from dilnas.spec.options import SCHEMAS
 from dilnas.spec.settings import check_settings
 from dilnas.spec.shipped import CONF_DIR
 from dilnas.train.signals import RunInterrupted
-from dilnas.utils.errors import UserError, os_reason
+from dilnas.utils.errors import UserError, one_line, os_reason
 
 T = TypeVar("T")
 log = logging.getLogger("dilnas")
@@ -87,7 +87,7 @@ def hydra_command(
             return task(cfg)
         except UserError as error:
             discard_unused_run_dir()
-            fail(program, error)
+            fail(program, one_line(error))
         except RunInterrupted as error:
             print(f"{program}: {error}", file=sys.stderr)
             sys.exit(error.exit_status)

@@ -25,3 +25,17 @@ def os_reason(error: OSError) -> str:
     if isinstance(error, FileExistsError | NotADirectoryError):
         return "a file is in the way where a directory is needed"
     return error.strerror or str(error)
+
+
+def one_line(error: BaseException) -> str:
+    """The message of a UserError, also when a DataLoader worker raised it: PyTorch then re-raises it in the
+    main process with the worker's traceback folded in ("Caught DataError in DataLoader worker process 0.
+    Original Traceback ... dilnas.data.common.DataError: <message>"); the message follows the last mention
+    of the error's class."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    cls = type(error)
+    marker = f"{cls.__module__}.{cls.__qualname__}: "
+    found = text.rfind(marker)
+    return text[found + len(marker) :].strip() if found >= 0 else text

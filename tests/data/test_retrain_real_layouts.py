@@ -77,6 +77,38 @@ def test_missing_root_is_one_line(tmp_path):
     assert len(lines) == 1 and "absent" in lines[0] and "leftImg8bit/train/<city>" in lines[0]
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_error_in_a_loader_worker_is_the_same_one_line(cityscapes_root, tmp_path, workers):
+    images = sorted((cityscapes_root / "leftImg8bit" / "train").rglob("*.png"))
+    for image in images:  # whichever the first batch draws
+        image.write_bytes(b"not a png")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dilnas.retrain",
+            "data=cityscapes",
+            f"data.root={cityscapes_root}",
+            f"arch={TINY}",
+            *[arg for arg in SHRUNK if not arg.startswith("data.num_workers")],
+            f"data.num_workers={workers}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ENV,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("dilnas-retrain: error: ") and ": cannot read image" in lines[-1], (
+        result.stderr
+    )
+    assert any(f"error: {image}: cannot read image" in lines[-1] for image in images)
+    assert "Traceback" not in result.stderr and "worker" not in lines[-1]
+
+
 def test_cityscapes_preset_retrains_with_class_uniform_and_randaug(tmp_path):
     """+experiment=cityscapes turns both on: the centroids are computed and cached beside the data (their reuse,
     resumption and DDP shards: tests/data/test_class_uniform.py)."""
