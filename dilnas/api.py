@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -37,6 +38,7 @@ from dilnas import retrain as retrain_command
 from dilnas import search as search_command
 from dilnas.cli import discard_unused_run_dir, one_line_hydra_error, register_resolvers, register_schemas
 from dilnas.models.initialize import load_state, read_state_dict, state_num_classes
+from dilnas.models.memory import check_memory
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import ArchSpec, load_arch
 from dilnas.spec.shipped import CONF_DIR
@@ -96,6 +98,7 @@ def load_model(arch: str | os.PathLike | ArchSpec, checkpoint: str | os.PathLike
     network inherits its weights) or a released RegSeg one. The checkpoint's class count wins over the
     architecture file's (retraining builds the classifier for its data's classes)."""
     spec = arch if isinstance(arch, ArchSpec) else load_arch(arch)
+    check_memory(lambda: RegSeg(spec), None, torch.device("cpu"), spec.name)
     model = RegSeg(spec)
     if checkpoint is not None:
         state = read_state_dict(checkpoint)

@@ -18,6 +18,8 @@ from dilnas.analysis.inference_bench import bench_inference, format_inference, r
 from dilnas.analysis.search_bench import bench_search_step, format_search_rows
 from dilnas.analysis.search_bench import rows_as_dicts as search_rows_as_dicts
 from dilnas.cli import fail, hydra_command, typed_config
+from dilnas.models.memory import check_memory
+from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import load_arch
 from dilnas.spec.options import BenchInferConfig, BenchSearchConfig, OutputFormat
 from dilnas.spec.space import load_space
@@ -42,6 +44,8 @@ def run_infer(cfg: DictConfig) -> None:
     spec = load_arch(config.arch, allow_gaps=config.allow_gaps)
     if config.num_classes is not None:
         spec = spec.with_num_classes(config.num_classes)
+    shape = (config.batch_size, spec.stem.in_channels, *config.input_size)
+    check_memory(lambda: RegSeg(spec), shape, device, f"timing {spec.name}")
     print(
         f"timing {spec.name} at {config.batch_size}x3x{config.input_size[0]}x{config.input_size[1]} "
         f"on {machine_description(device)} ...",

@@ -16,8 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from dilnas.cli import hydra_command, typed_config
 from dilnas.data.dataset import LabelledDataset
-from dilnas.data.factory import build_dataset
+from dilnas.data.factory import build_dataset, train_input_size
 from dilnas.models.initialize import initialize_from, load_dilnas_weights
+from dilnas.models.memory import check_memory
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import ArchSpec, load_arch, save_arch
 from dilnas.spec.options import RetrainConfig
@@ -79,6 +80,7 @@ def evaluate_checkpoint(
 ) -> float:
     """``eval_only=true``: the evaluation split's mIoU of a checkpoint, written to ``eval.json``."""
     path = Path(config.checkpoint) if config.checkpoint else run_dir.best
+    check_memory(lambda: RegSeg(spec), None, device, spec.name)
     model = RegSeg(spec)
     load_dilnas_weights(model, path)
     loader = eval_loader(eval_set, config.trainer.eval_batch_size, config.data.num_workers, info)
@@ -96,6 +98,9 @@ def train(
     config: RetrainConfig, spec: ArchSpec, data: TrainData, setup: TrainSetup, record: RunRecord
 ) -> float:
     """Train ``spec`` from scratch, from ``init=`` weights, or on from the run's last checkpoint."""
+    size = train_input_size(config.data)
+    shape = (config.trainer.batch_size, spec.stem.in_channels, *size) if size else None
+    check_memory(lambda: RegSeg(spec), shape, setup.device, f"training {spec.name}")
     model = RegSeg(spec)
     if config.init and not config.resume:
         reinitialised = initialize_from(model, config.init)

@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Subset
 
 from dilnas.cli import hydra_command, typed_config
-from dilnas.data.factory import build_dataset
+from dilnas.data.factory import build_dataset, train_input_size
+from dilnas.models.memory import check_memory
 from dilnas.models.supernet import SuperNet
 from dilnas.spec.arch import ArchSpec, save_arch
 from dilnas.spec.derivation import derive_arch
@@ -88,7 +89,13 @@ def search(config: SearchRunConfig, setup: TrainSetup, record: RunRecord) -> flo
     if config.search.method is SearchMethod.random:
         arch, summary = _random_search(config, space, data, setup, recipe, record, provenance)
     else:
-        supernet = SuperNet(space, config.search.relaxation.value, config.search.shared_kernel)
+        relaxation, shared = config.search.relaxation.value, config.search.shared_kernel
+        size = train_input_size(config.data)
+        shape = (config.trainer.batch_size, space.base.stem.in_channels, *size) if size else None
+        check_memory(
+            lambda: SuperNet(space, relaxation, shared), shape, setup.device, f"the supernet of {space.name}"
+        )
+        supernet = SuperNet(space, relaxation, shared)
         trainer = SearchTrainer(supernet, data, setup, recipe, config.search)
         # The trainer checks its settings without touching the disk; only then is the run directory written.
         _start(config, setup, record)

@@ -3,6 +3,7 @@ status 2, no traceback, and nothing written or rewritten. (Numbers out of range:
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -244,3 +245,32 @@ def test_hydra_mistakes_get_a_hint(tmp_path, module, args, fragments):
     result = run(module, *args, cwd=tmp_path)
     assert_refused(result, module.replace("dilnas.", "dilnas-"), *fragments)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- sizes that would need absurd memory: refused with the memory they would need --------------------
+def test_absurd_sizes_are_refused_with_the_memory_they_need(tmp_path):
+    huge = json.loads(TINY.read_text())
+    for block in huge["blocks"]:
+        block["in_channels"] *= 512
+        block["out_channels"] *= 512
+    huge["stem"]["out_channels"] *= 512
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(huge))
+    cases = [
+        (
+            "dilnas.retrain",
+            [f"arch={path}", f"hydra.run.dir={tmp_path / 'run'}"],
+            "training tiny_rate1 would need about",
+        ),
+        (
+            "dilnas.bench",
+            ["infer", "arch=exp48_decoder26", "input_size=[100000,100000]"],
+            "activations 17,150.3 GiB",
+        ),
+    ]
+    for module, args, fragment in cases:
+        line = assert_refused(
+            run(module, *args, cwd=tmp_path), module.replace("dilnas.", "dilnas-"), fragment
+        )
+        assert "GiB of this machine's memory" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.json"]

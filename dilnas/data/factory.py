@@ -97,6 +97,13 @@ def build_dataset(config: DataConfig, split: str, train: bool, resampled: bool =
     return dataset
 
 
+def train_input_size(config: DataConfig) -> tuple[int, int] | None:
+    """The (height, width) of a training sample: the synthetic image, or the crop of a real data set."""
+    if config.name is DataName.synthetic:
+        return config.image_size, config.image_size
+    return (config.crop_size[0], config.crop_size[1]) if config.crop_size else None
+
+
 def class_uniform(dataset: SegmentationDataset, pct: float) -> ClassUniformDataset:
     """``dataset`` with class-uniform sampling; computes (or reads the cached) class centroids."""
     centroids = class_centroids(dataset)

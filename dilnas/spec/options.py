@@ -130,7 +130,7 @@ class DataConfig:
     )
     num_workers: int = setting(2, "data loader worker processes (0: in the main process)", low=0)
     seed: int = setting(0, "synthetic: which images are drawn", low=0)
-    image_size: int = setting(224, "synthetic: square image side in pixels", low=1)
+    image_size: int = setting(224, "synthetic: square image side in pixels", low=16, high=4096)
     context_distance: int = setting(48, "synthetic: frame half-size, the context the network must see", low=1)
     frames_per_image: int = setting(4, "synthetic: frames per image", low=1)
     train_samples: int = setting(512, "synthetic: training images", low=1)
