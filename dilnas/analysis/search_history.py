@@ -285,10 +285,7 @@ def render_sweep(
 
 # ---- the command ---------------------------------------------------------------------------------
 def _write(path: Path, data: bytes) -> Path:
-    try:
-        return atomic_write(path, lambda handle: handle.write(data))
-    except OSError as error:
-        raise UserError(f"{path}: cannot write the image: {error.strerror or error}") from None
+    return atomic_write(path, lambda handle: handle.write(data))
 
 
 def plot_evolution(

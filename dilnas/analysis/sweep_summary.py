@@ -278,13 +278,6 @@ def rank_runs(runs: Sequence[RunSummary], table_path: Path, branches: int) -> di
 
 
 # ---- writing -------------------------------------------------------------------------------------
-def _write(path: Path, write) -> Path:
-    try:
-        return write(path)
-    except OSError as error:
-        raise UserError(f"{path}: cannot write: {error.strerror or error}") from None
-
-
 def report_sweep(
     sweep_dir: str | os.PathLike, ground_truth: str | os.PathLike | None = None
 ) -> dict[str, Any]:
@@ -325,10 +318,10 @@ def report_sweep(
     }
     if reference is not None:
         summary["ground_truth"] = reference
-    _write(sweep_dir / CONSENSUS_NAME, lambda path: save_arch(arch, path))
+    save_arch(arch, sweep_dir / CONSENSUS_NAME)
     markdown = sweep_tables.markdown(summary)
-    _write(sweep_dir / SUMMARY_NAMES["markdown"], lambda path: atomic_write_text(path, markdown))
+    atomic_write_text(sweep_dir / SUMMARY_NAMES["markdown"], markdown)
     table = sweep_tables.runs_csv(runs, keys)
-    _write(sweep_dir / SUMMARY_NAMES["csv"], lambda path: atomic_write_text(path, table))
-    _write(sweep_dir / SUMMARY_NAMES["json"], lambda path: atomic_write_json(path, summary))
+    atomic_write_text(sweep_dir / SUMMARY_NAMES["csv"], table)
+    atomic_write_json(sweep_dir / SUMMARY_NAMES["json"], summary)
     return summary

@@ -32,7 +32,7 @@ import torch
 from dilnas.data.common import DataError, SegmentationDataset
 from dilnas.data.dataset import EpochResampled
 from dilnas.data.transforms import Compose
-from dilnas.utils.files import atomic_write_text, user_cache_dir
+from dilnas.utils.files import UnwritableError, atomic_write_text, user_cache_dir
 from dilnas.utils.seeds import CLASS_UNIFORM, derive_seed
 
 log = logging.getLogger("dilnas")
@@ -167,7 +167,7 @@ def class_centroids(dataset: SegmentationDataset, tile_size: int = TILE_SIZE) ->
     for path in paths:
         try:
             atomic_write_text(path, text)
-        except OSError as error:
+        except UnwritableError as error:
             log.info("class centroids: cannot write %s (%s)", path, error)
             continue
         log.info("class centroids: cached in %s", path)

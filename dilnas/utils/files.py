@@ -12,6 +12,10 @@ from typing import IO, Any
 from dilnas.utils.errors import UserError, os_reason
 
 
+class UnwritableError(UserError):
+    """A file that cannot be written where asked (a file in the way, no permission, a full disk)."""
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
@@ -21,7 +25,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as error:
-        raise UserError(f"{path}: cannot write here: {os_reason(error)}") from None
+        raise UnwritableError(f"{path}: cannot write here: {os_reason(error)}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -33,7 +37,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
         # Leave nothing behind: the destination keeps its previous content (or stays absent).
         Path(tmp_name).unlink(missing_ok=True)
         if isinstance(error, OSError):  # a full disk, a directory in the way
-            raise UserError(f"{path}: cannot write: {os_reason(error)}") from None
+            raise UnwritableError(f"{path}: cannot write: {os_reason(error)}") from None
         raise
     return path
 
