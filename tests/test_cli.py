@@ -263,3 +263,19 @@ def test_retrain_help_says_which_bound_ends_the_run_with_the_composed_defaults()
     lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  trainer.")}
     assert "when set it bounds the run instead of epochs" in lines["trainer.max_steps"]
     assert lines["trainer.max_steps"].split()[1] == "600"  # trainer=synthetic's value, not the schema's null
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"), [("dilnas-search data=", "data=synthetic"), ("dilnas-search ", "trainer.")]
+)
+def test_tab_completion_offers_no_internal_schema(line, expected):
+    result = subprocess.run(
+        [sys.executable, "-m", "dilnas.search", "-sc", "query=bash"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COMP_LINE": line},
+    )
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout and "_schema" not in result.stdout

@@ -347,8 +347,9 @@ class GridConfig:
     stage: GridStage = setting(GridStage.all, "all, write (archs and the command) or collect (the table)")
 
 
-# (name, group, schema) for Hydra's ConfigStore: primary configs name their schema in their defaults list
-# (``- search_run_schema``), group options name their group's (``- search_schema``).
+# (name, group, schema) for Hydra's ConfigStore: primary configs name their schema first in their defaults
+# list (``- search_run_schema``); a group option (conf/data/*.yaml) merges into its typed section of it, so
+# compose checks it there, and no schema shows up among a group's options or in tab completion.
 SCHEMAS: tuple[tuple[str, str | None, type], ...] = (
     ("info_schema", None, InfoConfig),
     ("bench_infer_schema", None, BenchInferConfig),
@@ -359,8 +360,4 @@ SCHEMAS: tuple[tuple[str, str | None, type], ...] = (
     ("plot_schema", None, PlotConfig),
     ("report_schema", None, ReportConfig),
     ("grid_schema", None, GridConfig),
-    ("data_schema", "data", DataConfig),
-    ("optim_schema", "optim", OptimConfig),
-    ("trainer_schema", "trainer", TrainerConfig),
-    ("search_schema", "search", SearchConfig),
 )
