@@ -83,12 +83,13 @@ def retrain(*overrides: str, run_dir: str | os.PathLike | None = None) -> Retrai
 
 def derive(
     run_dir: str | os.PathLike,
-    rule: str | None = None,
+    rule: str = "argmax",
     topk: int | None = None,
     checkpoint: str | os.PathLike | None = None,
 ) -> ArchSpec:
     """The architecture a search run's checkpoint (default ``last.pt``) derives with ``rule`` (``argmax``,
-    ``expected`` or ``topk``; default: the run's own); nothing is written (``dilnas-export`` writes it)."""
+    ``expected`` or ``topk``, with ``topk`` rates; default: the run's own ``topk``); nothing is written
+    (``dilnas-export`` writes it)."""
     return export.derive_from_run(RunDir(run_dir), rule, topk, Path(checkpoint) if checkpoint else None)
 
 
