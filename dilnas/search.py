@@ -92,8 +92,9 @@ def search(config: SearchRunConfig, setup: TrainSetup, record: RunRecord) -> flo
         relaxation, shared = config.search.relaxation.value, config.search.shared_kernel
         size = train_input_size(config.data)
         shape = (config.trainer.batch_size, space.base.stem.in_channels, *size) if size else None
+        # Sized as the softmax relaxation, which computes every candidate: an upper bound for gumbel's one.
         check_memory(
-            lambda: SuperNet(space, relaxation, shared), shape, setup.device, f"the supernet of {space.name}"
+            lambda: SuperNet(space, "softmax", shared), shape, setup.device, f"the supernet of {space.name}"
         )
         supernet = SuperNet(space, relaxation, shared)
         trainer = SearchTrainer(supernet, data, setup, recipe, config.search)
