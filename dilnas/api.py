@@ -43,7 +43,7 @@ from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import ArchSpec, load_arch
 from dilnas.spec.shipped import CONF_DIR
 from dilnas.train.run_dir import RunDir
-from dilnas.utils.errors import UserError, one_line
+from dilnas.utils.errors import UserError, one_line, os_reason
 
 __all__ = ["RetrainResult", "SearchResult", "UserError", "derive", "load_model", "retrain", "search"]
 
@@ -132,9 +132,10 @@ def _run_command(
         del task_cfg["hydra"]
     HydraConfig.instance().set_config(cfg)
     try:
-        if path.exists() and not path.is_dir():
-            raise UserError(f"run_dir={path}: exists and is not a directory")
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # the same line as the commands print
+            raise UserError(f"run_dir={path}: {os_reason(error)}") from None
         with _job_logging(path / f"{name}.log"):
             try:
                 result = task(task_cfg)

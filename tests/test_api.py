@@ -75,6 +75,9 @@ def test_api_bad_input_raises_and_leaves_nothing(tmp_path):
     with pytest.raises(UserError, match="unknown architecture 'exp99'"):
         api.load_model("exp99")
     assert list(tmp_path.iterdir()) == []
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(UserError, match="a-file/run: a file is in the way"):
+        api.search(run_dir=tmp_path / "a-file" / "run")
     assert_no_global_state()
 
 

@@ -13,7 +13,7 @@ A run directory (``hydra.run.dir``) holds::
     checkpoints/last.pt   the latest checkpoint (resume continues from it)
     checkpoints/best.pt   the checkpoint with the best evaluation
     tb/                   TensorBoard events
-    .hydra/overrides.yaml Hydra's record of the command-line overrides
+    .hydra/overrides.yaml the command line's overrides (written by start(), as Hydra would)
 """
 
 from __future__ import annotations

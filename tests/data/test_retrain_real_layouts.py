@@ -55,22 +55,20 @@ def test_paper_presets_train_and_evaluate(request, tmp_path, experiment, fixture
     assert sum(key.startswith("val/iou/") for key in evaluation) >= 1
 
 
-def test_missing_root_is_one_line(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dilnas.retrain",
-            "+experiment=cityscapes",
-            f"arch={TINY}",
-            f"data.root={tmp_path / 'absent'}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
+def retrain(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dilnas.retrain", f"arch={TINY}", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=600,
         env=ENV,
+    )
+
+
+def test_missing_root_is_one_line(tmp_path):
+    result = retrain(
+        "+experiment=cityscapes", f"data.root={tmp_path / 'absent'}", f"hydra.run.dir={tmp_path / 'run'}"
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -82,23 +80,12 @@ def test_an_error_in_a_loader_worker_is_the_same_one_line(cityscapes_root, tmp_p
     images = sorted((cityscapes_root / "leftImg8bit" / "train").rglob("*.png"))
     for image in images:  # whichever the first batch draws
         image.write_bytes(b"not a png")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dilnas.retrain",
-            "data=cityscapes",
-            f"data.root={cityscapes_root}",
-            f"arch={TINY}",
-            *[arg for arg in SHRUNK if not arg.startswith("data.num_workers")],
-            f"data.num_workers={workers}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=ENV,
+    result = retrain(
+        "data=cityscapes",
+        f"data.root={cityscapes_root}",
+        *[arg for arg in SHRUNK if not arg.startswith("data.num_workers")],
+        f"data.num_workers={workers}",
+        f"hydra.run.dir={tmp_path / 'run'}",
     )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
