@@ -1,19 +1,27 @@
-"""dilnas-plot: arch_history.jsonl of a run or a sweep rendered to images, and its one-line errors."""
+"""dilnas-plot: arch_history.jsonl of a run or a sweep rendered to images, and its one-line errors; the
+TensorBoard probability image of the search loop."""
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from dilnas.analysis.search_history import find_histories, load_history, plot_evolution
+from dilnas.analysis.search_figures import plot_evolution, run_figure, sweep_figure
+from dilnas.analysis.search_history import find_histories, job_labels, load_history
+from dilnas.spec.space import load_space
+from dilnas.train.arch_image import ProbabilityImage, in_block_order, probability_image
 from dilnas.utils.errors import UserError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SIGNATURES = {"png": PNG_SIGNATURE, "pdf": b"%PDF-", "svg": b"<?xml"}
 BRANCH_RATES = {"block4.b1": [1, 2], "block5.b1": [1, 2, 3, 4, 5, 6], "block6.b0": [1, 4]}
 DPI = 40  # small images keep the tests fast
 
@@ -35,11 +43,32 @@ def history_line(epoch: int, shift: float = 0.0, rates: dict[str, list[int]] = B
     return json.dumps({**record, "branches": branches})
 
 
-def write_history(run: Path, epochs: int = 4, shift: float = 0.0) -> Path:
+def write_history(
+    run: Path, epochs: int = 4, shift: float = 0.0, rates: dict[str, list[int]] = BRANCH_RATES, first: int = 0
+) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     path = run / "arch_history.jsonl"
-    path.write_text("".join(history_line(epoch, shift) + "\n" for epoch in range(epochs)))
+    lines = [history_line(epoch, shift, rates) for epoch in range(first, first + epochs)]
+    path.write_text("".join(line + "\n" for line in lines))
     return path
+
+
+@functools.cache
+def exp48_rates() -> dict[str, list[int]]:
+    """The 13 searchable branches of the paper's space (up to 16 candidates each), listed in string order
+    (block10 before block5), as a careless writer might."""
+    space = load_space("regseg_exp48")
+    return {branch.key: list(branch.candidates) for branch in sorted(space.branches, key=lambda b: b.key)}
+
+
+def assert_renders(figure) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    assert buffer.getvalue().startswith(PNG_SIGNATURE)
+
+
+def axes_titles(figure) -> list[str]:
+    return [ax.get_title() for ax in figure.axes if ax.get_visible() and ax.get_title()]
 
 
 def assert_png(path: Path, min_width: int = 100) -> None:
@@ -82,11 +111,46 @@ def test_load_history_keeps_branch_order_and_last_duplicate_epoch(tmp_path):
     assert block5.probs[-1] == json.loads(history_line(2, shift=5.0))["branches"]["block5.b1"]["probs"]
 
 
-def test_find_histories_is_recursive_and_sorted(tmp_path):
-    for name in ("b/1", "a", "b/0/nested"):
+def test_find_histories_is_recursive_and_in_natural_order(tmp_path):
+    for name in ("b/10", "b/2", "a", "b/0/nested", ".hydra"):
         write_history(tmp_path / name, epochs=1)
     found = [path.parent.relative_to(tmp_path).as_posix() for path in find_histories(tmp_path)]
-    assert found == ["a", "b/0/nested", "b/1"]
+    assert found == ["a", "b/0/nested", "b/2", "b/10"]
+
+
+def test_warmup_from_config_else_from_uniform_probabilities(tmp_path):
+    run = tmp_path / "run"
+    # Epochs 1 and 2 uniform (shift=-epoch gives equal weights), then the logits move.
+    lines = [history_line(1, shift=-1), history_line(2, shift=-2), history_line(3), history_line(4)]
+    path = run / "arch_history.jsonl"
+    run.mkdir()
+    path.write_text("".join(line + "\n" for line in lines))
+    assert load_history(path).warmup_through == 2  # no config.yaml: the leading uniform epochs
+    (run / "config.yaml").write_text("search:\n  warmup_epochs: 3\n")
+    assert load_history(path).warmup_through == 3  # the run's own setting wins
+    (run / "config.yaml").write_text("search:\n  warmup_epochs: 0\n")
+    assert load_history(path).warmup_through is None
+    (run / "config.yaml").write_text("search: [unclosed\n")  # unreadable: inferred again
+    assert load_history(path).warmup_through == 2
+    (run / "config.yaml").unlink()
+    write_history(run, epochs=3, first=1)  # moved from the first epoch: no warm-up
+    assert load_history(path).warmup_through is None
+
+
+def test_job_labels_are_the_overrides_that_differ(tmp_path):
+    def job(name: str, *overrides: str) -> Path:
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+        return tmp_path / name
+
+    jobs = [job("0", "seed=0", "search.space=regseg_exp48"), job("1", "seed=1", "search.space=regseg_exp48")]
+    assert job_labels(jobs, tmp_path) == ["seed=0", "seed=1"]
+    # Nothing differs (or no overrides recorded): the folder names.
+    same = [job("2", "seed=0"), job("3", "seed=0"), tmp_path / "4"]
+    assert job_labels(same, tmp_path) == ["2", "3", "4"]
+    (tmp_path / "3" / ".hydra" / "overrides.yaml").write_text("seed: 1\n")
+    with pytest.raises(UserError, match=r"3/\.hydra/overrides\.yaml: expected a YAML list of overrides"):
+        job_labels(same, tmp_path)
 
 
 # ---- rendering -----------------------------------------------------------------------------------
@@ -140,6 +204,118 @@ def test_cli_prints_the_paths_written(tmp_path):
         str(sweep / "arch_evolution_sweep.png"),
     ]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep"]  # no outputs/ or log file
+
+
+# ---- the paper's space: 13 branches of up to 16 rates ---------------------------------------------
+def test_branch_keys_sort_in_block_order():
+    keys = ["block10.b1", "block5.b1", "block17.b0", "block5.b0", "stem", "block9.b1", "block5.b1"]
+    assert in_block_order(keys) == ["block5.b0", "block5.b1", "block9.b1", "block10.b1", "block17.b0", "stem"]
+
+
+EXP48_KEYS = [f"block{block}.b1" for block in range(5, 18)]
+
+
+def test_exp48_run_heat_maps_in_block_order(tmp_path):
+    run = tmp_path / "run"
+    write_history(run, epochs=5, rates=exp48_rates(), first=1)
+    (run / "config.yaml").write_text("search:\n  warmup_epochs: 2\n")
+    history = load_history(run / "arch_history.jsonl")
+    assert list(history.branches) == EXP48_KEYS and history.warmup_through == 2
+    figure = run_figure(history)
+    titles = axes_titles(figure)
+    assert [title.split(":")[0] for title in titles] == [*EXP48_KEYS, "field of view"]
+    # The derived rate is named: history_line's probabilities grow with the rate, so the largest wins.
+    assert titles[0].startswith("block5.b1: d3 (p=") and titles[2].startswith("block7.b1: d16 (p=")
+    block7 = figure.axes[2]
+    (cells,) = block7.collections
+    assert cells.get_array().shape == (16, 5)  # y: candidate rate, x: epoch
+    labels = [label.get_text() for label in block7.get_yticklabels()]
+    assert labels[-1] == "16" and labels[-2] == "" and len(labels) == 16  # every other one: no overlap
+    assert [ax.get_ylabel() for ax in figure.axes].count("probability") == 1  # one shared colour bar
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert legend == ["choice per epoch", "derived rate (arch.json, else last epoch)", "weight warm-up"]
+    assert_renders(figure)
+
+
+def test_exp48_sweep_labelled_by_overrides_in_block_order(tmp_path):
+    runs = []
+    for seed in (0, 1):
+        run = tmp_path / str(seed)
+        runs.append(write_history(run, epochs=3, shift=seed, rates=exp48_rates(), first=1).parent)
+        (run / ".hydra").mkdir()
+        (run / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n- search.space=regseg_exp48\n")
+    labels = job_labels(runs, tmp_path)
+    figure = sweep_figure(
+        [(label, load_history(run / "arch_history.jsonl")) for label, run in zip(labels, runs, strict=True)]
+    )
+    assert axes_titles(figure) == [*EXP48_KEYS, "field of view"]
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert legend == ["seed=0", "seed=1", "derived rate"]
+    assert_renders(figure)
+
+
+# ---- output format -------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["figure.png", "figure.PDF", "figure.svg"])
+def test_out_suffix_picks_the_format(tmp_path, name):
+    run = tmp_path / "run"
+    write_history(run, epochs=1)
+    suffix = name.rsplit(".", 1)[1].lower()
+    other = "png" if suffix == "svg" else "svg"  # format= loses to the suffix
+    (path,) = plot_evolution(run, out=tmp_path / name, dpi=20, image_format=other)
+    assert path == tmp_path / name
+    data = path.read_bytes()
+    assert data.startswith(SIGNATURES[suffix])
+    if suffix == "svg":
+        assert b"<svg" in data[:2000]
+
+
+@pytest.mark.parametrize(("name", "found"), [("figure.jpg", "suffix '.jpg'"), ("figure", "no suffix")])
+def test_unknown_out_suffix_is_a_one_line_error(tmp_path, name, found):
+    write_history(tmp_path / "run", epochs=1)
+    with pytest.raises(UserError) as caught:
+        plot_evolution(tmp_path / "run", out=tmp_path / name)
+    message = str(caught.value)
+    assert message == (
+        f"out={tmp_path / name}: {found}; the suffix picks the image format, expected .png, .svg, .pdf"
+    )
+    assert not (tmp_path / name).exists()
+
+
+# ---- the TensorBoard image -----------------------------------------------------------------------
+def tensorboard_branches(block4_rates: list[int]) -> dict:
+    """block4.b1 sure of rate 1 (its other candidates at probability 0), block5.b1 undecided."""
+    block4_probs = [1.0] + [0.0] * (len(block4_rates) - 1)
+    return {
+        "block5.b1": {"rates": [1, 2, 3], "probs": [0.2, 0.3, 0.5], "choice": 3},
+        "block4.b1": {"rates": block4_rates, "probs": block4_probs, "choice": 1},
+    }
+
+
+def test_probability_image_shape_and_non_candidates():
+    image = probability_image(
+        {key: {"rates": r, "probs": [1 / len(r)] * len(r), "choice": 1} for key, r in exp48_rates().items()}
+    )
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert 200 <= image.shape[0] < image.shape[1] <= 800  # 13 labelled rows, 16 columns and a colour bar
+    # Rate 2 of block4.b1: a candidate at probability 0, then not a candidate at all. Only its cell changes.
+    candidate = probability_image(tensorboard_branches([1, 2, 3]))
+    not_candidate = probability_image(tensorboard_branches([1, 3]))
+    changed = (candidate != not_candidate).any(axis=-1)
+    assert changed.sum() > 100
+    zero_colour = np.median(candidate[changed], axis=0)
+    assert np.abs(zero_colour - np.array([68, 1, 84])).max() < 10  # viridis at 0: dark purple
+    grey = not_candidate[changed].astype(int)
+    assert ((grey.max(axis=1) - grey.min(axis=1)) < 10).mean() > 0.95  # grey (hatched), no hue
+    assert grey.mean() > 120
+
+
+def test_probability_image_renderer_sorts_rows_and_rebuilds_for_new_branches():
+    renderer = ProbabilityImage()
+    first = renderer(tensorboard_branches([1, 2, 3]))
+    swapped = dict(reversed(tensorboard_branches([1, 2, 3]).items()))
+    assert np.array_equal(renderer(swapped), first)  # rows in block order, whatever the dict order
+    other = tensorboard_branches([1, 3])
+    assert np.array_equal(renderer(other), probability_image(other))  # a new layout: a new figure
 
 
 # ---- errors --------------------------------------------------------------------------------------
@@ -221,3 +397,22 @@ def test_cli_error_is_one_line_with_exit_2(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("dilnas-plot: error: "), result.stderr
     assert "empty history" in lines[0] and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_the_derived_rate_is_the_one_the_search_wrote(tmp_path):
+    # A search that kept another shortlisted architecture than its last epoch's choice (held-out selection):
+    # the figure marks what arch.json holds.
+    from dilnas.spec.arch import save_arch
+    from dilnas.spec.derivation import derive_arch
+
+    space = load_space("synthetic_tiny")
+    rates = {b.key: list(b.candidates) for b in space.branches}
+    path = write_history(tmp_path / "run", rates=rates)
+    assert [b.final_choice for b in load_history(path).branches.values()] == [2, 6]  # the last epoch's
+    probs = [[1 / len(r)] * len(r) for r in rates.values()]
+    save_arch(
+        derive_arch(space, probs, selection=[{"rates": [1, 3], "miou": 60.0}]), tmp_path / "run" / "arch.json"
+    )
+    history = load_history(path)
+    assert [b.final_choice for b in history.branches.values()] == [1, 3]
+    assert [b.choices[-1] for b in history.branches.values()] == [2, 6]

@@ -1,15 +1,14 @@
-"""The evolution of a search's architecture: read ``arch_history.jsonl`` and render it.
+"""The evolution of a search's architecture, read back from ``arch_history.jsonl``.
 
-The search loop appends one JSON object per epoch to ``<run>/arch_history.jsonl``::
+The search loop appends one JSON object per epoch (the first is epoch 1) to ``<run>/arch_history.jsonl``::
 
     {"epoch": 3, "step": 120, "temperature": 1.0, "field_of_view": 303,
      "branches": {"block4.b1": {"rates": [1, 2], "probs": [0.4, 0.6], "choice": 2,
                                 "expected": 1.6, "entropy": 0.673}, ...}}
 
-``load_history`` validates it into an ``ArchHistory``; ``render_run`` draws one run (a panel per searchable
-branch with the probability of each candidate rate, then the field of view); ``render_sweep`` compares runs
-(a panel per branch with each run's expected rate). ``plot_evolution`` is what ``dilnas-plot`` calls.
-Rendering uses ``matplotlib.figure.Figure`` directly, never pyplot's global state.
+``load_history`` validates it into an ``ArchHistory`` (branches in block order, the warm-up epochs found,
+see ``warmup_through``); ``find_histories`` finds the runs of a sweep and ``job_labels`` names them by the
+Hydra overrides that differ between them. ``dilnas.analysis.search_figures`` draws them.
 """
 
 from __future__ import annotations
@@ -19,27 +18,17 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from matplotlib import colormaps
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+import yaml
 
-from dilnas.train.run_dir import ARCH_HISTORY
+from dilnas.spec.arch import load_arch
+from dilnas.train.arch_image import in_block_order
+from dilnas.train.run_dir import ARCH, ARCH_HISTORY, CONFIG, OVERRIDES, _natural_key
 from dilnas.utils.errors import UserError
-from dilnas.utils.files import atomic_write
 
-RUN_PLOT_STEM = "arch_evolution"
-SWEEP_PLOT_STEM = "arch_evolution_sweep"
-IMAGE_FORMATS = ("png", "svg", "pdf")
-MAX_DPI = 1000
-PANEL_COLUMNS = 4
-PANEL_SIZE = (4.0, 2.8)  # inches per panel
-MARKERS_UP_TO = 30  # epochs; beyond that markers only clutter the lines
+UNIFORM_TOLERANCE = 1e-5  # probabilities are logged rounded to 6 decimals
 
 
 @dataclass
@@ -52,10 +41,13 @@ class BranchHistory:
     probs: list[list[float]] = field(default_factory=list)  # [epoch][candidate]
     expected: list[float] = field(default_factory=list)
     choices: list[int] = field(default_factory=list)
+    written: int | None = None  # the rate in the run's arch.json (the search's result), when there is one
 
     @property
     def final_choice(self) -> int:
-        return self.choices[-1]
+        """The derived rate: the run's ``arch.json`` (which may be another shortlisted architecture's, chosen
+        on held-out data) or else the last epoch's choice."""
+        return self.written if self.written is not None else self.choices[-1]
 
     @property
     def final_prob(self) -> float:
@@ -64,12 +56,16 @@ class BranchHistory:
 
 @dataclass
 class ArchHistory:
-    """A validated ``arch_history.jsonl``: epochs in increasing order, branches in order of appearance."""
+    """A validated ``arch_history.jsonl``: epochs in increasing order, branches in block order.
+
+    ``warmup_through`` is the last recorded epoch of the weight warm-up (the logits had not moved yet), or
+    None when no recorded epoch is one."""
 
     path: Path
     epochs: list[int]
     field_of_view: list[float]
     branches: dict[str, BranchHistory]
+    warmup_through: int | None = None
 
 
 # ---- reading -------------------------------------------------------------------------------------
@@ -117,7 +113,8 @@ def load_history(path: str | os.PathLike) -> ArchHistory:
     """Read and validate one ``arch_history.jsonl``.
 
     Blank lines are skipped. An epoch written twice (a resumed run repeats the epochs after its last
-    checkpoint) keeps its last line. A branch must keep the same candidate rates throughout.
+    checkpoint) keeps its last line. A branch must keep the same candidate rates throughout. The warm-up
+    comes from the ``config.yaml`` beside the file, if it has one (see ``warmup_through``).
     """
     path = Path(path)
     try:
@@ -127,7 +124,7 @@ def load_history(path: str | os.PathLike) -> ArchHistory:
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: cannot read history: {error}") from None
 
-    rates_of: dict[str, tuple[int, ...]] = {}  # insertion order is the order of appearance
+    rates_of: dict[str, tuple[int, ...]] = {}
     by_epoch: dict[int, tuple[float, dict[str, tuple]]] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -160,7 +157,7 @@ def load_history(path: str | os.PathLike) -> ArchHistory:
         path=path,
         epochs=epochs,
         field_of_view=[by_epoch[epoch][0] for epoch in epochs],
-        branches={key: BranchHistory(key=key, rates=rates) for key, rates in rates_of.items()},
+        branches={key: BranchHistory(key=key, rates=rates_of[key]) for key in in_block_order(rates_of)},
     )
     for epoch in epochs:
         for key, (_, probs, choice, expected) in by_epoch[epoch][1].items():
@@ -171,178 +168,108 @@ def load_history(path: str | os.PathLike) -> ArchHistory:
             branch.expected.append(expected)
     # A key seen only in a line that a later duplicate epoch replaced has no points left.
     history.branches = {key: branch for key, branch in history.branches.items() if branch.epochs}
+    history.warmup_through = warmup_through(history, configured_warmup(path.parent / CONFIG))
+    for key, rate in written_rates(path.parent / ARCH, history.branches).items():
+        history.branches[key].written = rate
     return history
 
 
+def written_rates(arch_path: Path, branches: dict[str, BranchHistory]) -> dict[str, int]:
+    """The searchable rates a finished search wrote into ``arch.json`` (``search.branches[key].choice``), for
+    the branches of the history; none while the search runs (no file yet), or for another space's file."""
+    if not arch_path.is_file():
+        return {}
+    searched = (load_arch(arch_path).search or {}).get("branches")
+    if not isinstance(searched, dict):
+        return {}
+    rates = {}
+    for key, entry in searched.items():
+        rate = entry.get("choice") if isinstance(entry, dict) else None
+        if key in branches and rate in branches[key].rates:
+            rates[key] = rate
+    return rates
+
+
 def find_histories(directory: str | os.PathLike[str]) -> list[Path]:
-    """Every ``arch_history.jsonl`` at or below ``directory``, sorted; symbolic links to folders are not followed."""
-    found = [
-        Path(root) / ARCH_HISTORY
-        for root, _, files in os.walk(directory)
-        if ARCH_HISTORY in files and (Path(root) / ARCH_HISTORY).is_file()
-    ]
-    return sorted(found)
+    """Every ``arch_history.jsonl`` at or below ``directory``, in natural order (job ``2`` before ``10``);
+    hidden folders (``.hydra``) and symbolic links to folders are not searched."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        if ARCH_HISTORY in files and (Path(root) / ARCH_HISTORY).is_file():
+            found.append(Path(root) / ARCH_HISTORY)
+    return sorted(found, key=lambda path: _natural_key(path.relative_to(directory)))
 
 
-# ---- rendering -----------------------------------------------------------------------------------
-def _panel_grid(count: int) -> tuple[Figure, list[Axes]]:
-    columns = min(PANEL_COLUMNS, count)
-    rows = math.ceil(count / columns)
-    figure = Figure(figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows + 0.8), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
-    for unused in axes[count:]:
-        unused.set_visible(False)
-    for ax in axes[:count]:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True, alpha=0.3)
-    return figure, axes[:count]
+# ---- warm-up -------------------------------------------------------------------------------------
+def configured_warmup(config_path: Path) -> int | None:
+    """``search.warmup_epochs`` of a run's ``config.yaml``; None when the file is missing, unreadable or has
+    no such integer (a figure then infers the warm-up from the probabilities instead of refusing to draw)."""
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    search = config.get("search") if isinstance(config, dict) else None
+    warmup = search.get("warmup_epochs") if isinstance(search, dict) else None
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        return None
+    return warmup
 
 
-def _marker(points: int) -> str | None:
-    return "o" if points <= MARKERS_UP_TO else None
+def _is_uniform(probs: Sequence[float]) -> bool:
+    return all(math.isclose(p, 1.0 / len(probs), abs_tol=UNIFORM_TOLERANCE) for p in probs)
 
 
-def _to_bytes(figure: Figure, dpi: int, image_format: str) -> bytes:
-    buffer = BytesIO()
-    figure.savefig(buffer, format=image_format, dpi=dpi)
-    return buffer.getvalue()
+def warmup_through(history: ArchHistory, warmup_epochs: int | None) -> int | None:
+    """The last recorded epoch of the warm-up, or None.
+
+    With the run's ``search.warmup_epochs`` W, epochs 1..W train only the weights (records start at epoch
+    1, the state at the end of each epoch). Without it (a copied history, an older run), the warm-up is
+    the leading epochs at which every branch is still uniform: the logits start at zero and do not move
+    before the warm-up ends. A search whose first step already moved them has none."""
+    if warmup_epochs is not None:
+        inside = [epoch for epoch in history.epochs if epoch <= warmup_epochs]
+    else:
+        uniform_at = {epoch: True for epoch in history.epochs}
+        for branch in history.branches.values():
+            for epoch, probs in zip(branch.epochs, branch.probs, strict=True):
+                uniform_at[epoch] = uniform_at[epoch] and _is_uniform(probs)
+        inside = []
+        for epoch in history.epochs:
+            if not uniform_at[epoch]:
+                break
+            inside.append(epoch)
+    return inside[-1] if inside else None
 
 
-def _draw_field_of_view(ax: Axes, epochs: Sequence[int], field_of_view: Sequence[float], **style) -> None:
-    ax.plot(epochs, field_of_view, marker=_marker(len(epochs)), markersize=3, **style)
-    ax.set_title("field of view")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("pixels")
-
-
-def render_run(
-    history: ArchHistory, *, title: str | None = None, dpi: int = 120, image_format: str = "png"
-) -> bytes:
-    """One run: a panel per branch (probability of each candidate rate), then the field of view."""
-    branches = list(history.branches.values())
-    figure, axes = _panel_grid(len(branches) + 1)
-    # One colour per rate value, the same in every panel.
-    all_rates = sorted({rate for branch in branches for rate in branch.rates})
-    palette = colormaps["tab10" if len(all_rates) <= 10 else "tab20"]
-    color_of = {rate: palette(index % palette.N) for index, rate in enumerate(all_rates)}
-    for ax, branch in zip(axes, branches, strict=False):
-        for index, rate in enumerate(branch.rates):
-            ax.plot(
-                branch.epochs,
-                [probs[index] for probs in branch.probs],
-                label=f"d{rate}",
-                color=color_of[rate],
-                marker=_marker(len(branch.epochs)),
-                markersize=3,
-            )
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_title(f"{branch.key}: d{branch.final_choice} (p={branch.final_prob:.2f})")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("probability")
-        ax.legend(fontsize="small", ncol=2 if len(branch.rates) > 4 else 1, loc="best")
-    _draw_field_of_view(axes[-1], history.epochs, history.field_of_view, color="black")
-    final_fov = history.field_of_view[-1]
-    heading = title or str(history.path.parent)
-    figure.suptitle(f"{heading}: epoch {history.epochs[-1]}, field of view {final_fov:g} px")
-    return _to_bytes(figure, dpi, image_format)
-
-
-def render_sweep(
-    runs: Sequence[tuple[str, ArchHistory]],
-    *,
-    title: str | None = None,
-    dpi: int = 120,
-    image_format: str = "png",
-) -> bytes:
-    """Several runs: a panel per branch (each run's expected rate), then each run's field of view."""
-    keys = list(dict.fromkeys(key for _, history in runs for key in history.branches))
-    figure, axes = _panel_grid(len(keys) + 1)
-    palette = colormaps["tab10" if len(runs) <= 10 else "tab20"]
-    colors = [palette(index % palette.N) for index in range(len(runs))]
-    for ax, key in zip(axes, keys, strict=False):
-        rates: set[int] = set()
-        for color, (_, history) in zip(colors, runs, strict=True):
-            branch = history.branches.get(key)
-            if branch is None:
-                continue
-            rates.update(branch.rates)
-            ax.plot(
-                branch.epochs, branch.expected, color=color, marker=_marker(len(branch.epochs)), markersize=3
-            )
-        ax.set_title(key)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("expected rate")
-        ax.set_ylim(min(rates) - 0.2, max(rates) + 0.2)
-    for color, (_, history) in zip(colors, runs, strict=True):
-        _draw_field_of_view(axes[-1], history.epochs, history.field_of_view, color=color)
-    handles = [
-        Line2D([], [], color=color, label=label) for color, (label, _) in zip(colors, runs, strict=True)
-    ]
-    figure.legend(handles=handles, loc="outside lower center", ncol=min(len(runs), 4), fontsize="small")
-    figure.suptitle(title or f"{len(runs)} runs: expected dilation rate per branch")
-    return _to_bytes(figure, dpi, image_format)
-
-
-# ---- the command ---------------------------------------------------------------------------------
-def _write(path: Path, data: bytes) -> Path:
-    return atomic_write(path, lambda handle: handle.write(data))
-
-
-def plot_evolution(
-    run_dir: str | os.PathLike,
-    *,
-    out: str | os.PathLike | None = None,
-    dpi: int = 120,
-    image_format: str = "png",
-) -> list[Path]:
-    """Render a run, or every run of a sweep plus an overview; return the paths written.
-
-    ``run_dir`` holding ``arch_history.jsonl`` (or naming that file) is a single run, written to
-    ``out`` (a file, or an existing folder) or ``<run>/arch_evolution.<format>``. Any other directory is
-    a sweep: each ``arch_history.jsonl`` below it gives ``<run>/arch_evolution.<format>``, and
-    ``<sweep>/arch_evolution_sweep.<format>`` compares them.
-    """
-    if image_format not in IMAGE_FORMATS:
-        raise UserError(f"format={image_format}: expected one of {', '.join(IMAGE_FORMATS)}")
-    if not 1 <= dpi <= MAX_DPI:
-        raise UserError(f"dpi={dpi}: expected an integer from 1 to {MAX_DPI}")
-    root = Path(run_dir)
-    if root.is_file() and root.name == ARCH_HISTORY:
-        root = root.parent
-    if not root.is_dir():
-        raise UserError(f"run_dir={run_dir}: no such directory")
-    suffix = f".{image_format}"
-
-    if (root / ARCH_HISTORY).is_file():
-        target = Path(out) if out is not None else root / f"{RUN_PLOT_STEM}{suffix}"
-        if target.is_dir():
-            target = target / f"{RUN_PLOT_STEM}{suffix}"
-        history = load_history(root / ARCH_HISTORY)
-        return [_write(target, render_run(history, dpi=dpi, image_format=image_format))]
-
-    if out is not None:
+# ---- sweep jobs ----------------------------------------------------------------------------------
+def read_overrides(run_dir: Path) -> list[str]:
+    """The job's Hydra overrides (``.hydra/overrides.yaml``); [] when the run has none recorded."""
+    path = run_dir / OVERRIDES
+    if not path.is_file():
+        return []
+    try:
+        overrides = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise UserError(f"{path}: cannot read overrides: {str(error).splitlines()[0]}") from None
+    if overrides is None:
+        return []
+    if not isinstance(overrides, list):
         raise UserError(
-            f"out={out}: only for a single run; {root} is a sweep, whose images go to "
-            f"<run>/{RUN_PLOT_STEM}{suffix} and {root / (SWEEP_PLOT_STEM + suffix)}"
+            f"{path}: expected a YAML list of overrides like [seed=1], got {type(overrides).__name__}"
         )
-    paths = find_histories(root)
-    if not paths:
-        raise UserError(
-            f"{root}: no {ARCH_HISTORY} in this directory or below it "
-            "(expected a search run directory, or a sweep directory holding search runs)"
-        )
-    # Read everything first: a broken history stops the command before any image is written.
-    runs = [(path.parent.relative_to(root).as_posix(), load_history(path)) for path in paths]
-    sweep_name = root.resolve().name or str(root)
-    written = []
-    for label, history in runs:
-        image = render_run(history, title=f"{sweep_name}/{label}", dpi=dpi, image_format=image_format)
-        written.append(_write(history.path.parent / f"{RUN_PLOT_STEM}{suffix}", image))
-    overview = render_sweep(
-        runs,
-        title=f"{sweep_name}: expected dilation rate of {len(runs)} runs",
-        dpi=dpi,
-        image_format=image_format,
-    )
-    written.append(_write(root / f"{SWEEP_PLOT_STEM}{suffix}", overview))
-    return written
+    return [str(item) for item in overrides]
+
+
+def job_labels(run_dirs: Sequence[Path], root: Path) -> list[str]:
+    """A legend label per run of a sweep: the overrides that differ between the runs (``seed=1``), else the
+    run's folder relative to ``root`` (also when two runs would get the same label)."""
+    overrides = [read_overrides(run_dir) for run_dir in run_dirs]
+    shared = set.intersection(*map(set, overrides)) if overrides else set()
+    labels = [" ".join(item for item in job if item not in shared) for job in overrides]
+    folders = [run_dir.relative_to(root).as_posix() for run_dir in run_dirs]
+    repeated = {label for label in labels if labels.count(label) > 1}
+    return [
+        label if label and label not in repeated else folder
+        for label, folder in zip(labels, folders, strict=True)
+    ]

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dilnas.analysis import sweep_tables
 from dilnas.analysis.ground_truth import rank_pick, read_table, table_cost
+from dilnas.analysis.search_history import read_overrides as recorded_overrides
 from dilnas.spec.arch import ArchSpec, load_arch, save_arch
 from dilnas.spec.derivation import derive_arch
 from dilnas.spec.gapless import rates_key
@@ -138,17 +137,8 @@ def read_metrics(path: Path) -> dict[str, float | None]:
 
 def read_overrides(run_dir: Path, arch: ArchSpec) -> list[str]:
     """Hydra's record of the job's overrides, else the ones the search stamped into arch.json."""
-    path = run_dir / OVERRIDES
-    if path.is_file():
-        try:
-            overrides = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise UserError(f"{path}: cannot read overrides: {str(error).splitlines()[0]}") from None
-        if overrides is None:
-            return []
-        if not isinstance(overrides, list):
-            raise UserError(f"{path}: expected a list of overrides, got {type(overrides).__name__}")
-        return [str(item) for item in overrides]
+    if (run_dir / OVERRIDES).is_file():
+        return recorded_overrides(run_dir)
     overrides = (arch.provenance or {}).get("overrides") or []
     return [str(item) for item in overrides] if isinstance(overrides, list) else []
 
