@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -37,8 +36,7 @@ from dilnas import export
 from dilnas import retrain as retrain_command
 from dilnas import search as search_command
 from dilnas.cli import discard_unused_run_dir, one_line_hydra_error, register_resolvers, register_schemas
-from dilnas.models.initialize import load_state, read_state_dict, state_num_classes
-from dilnas.models.memory import check_memory
+from dilnas.models import initialize
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import ArchSpec, load_arch
 from dilnas.spec.shipped import CONF_DIR
@@ -88,8 +86,9 @@ def derive(
     checkpoint: str | os.PathLike | None = None,
 ) -> ArchSpec:
     """The architecture a search run's checkpoint (default ``last.pt``) derives with ``rule`` (``argmax``,
-    ``expected`` or ``topk``, with ``topk`` rates; default: the run's own ``topk``); nothing is written
-    (``dilnas-export`` writes it)."""
+    ``expected`` or ``topk``, with ``topk`` rates; default: the run's own ``topk``), with the held-out selection
+    recorded with the checkpoint where the rule picks what the search did; nothing is written (``dilnas-export``
+    writes it)."""
     return export.derive_from_run(RunDir(run_dir), rule, topk, Path(checkpoint) if checkpoint else None)
 
 
@@ -98,16 +97,7 @@ def load_model(arch: str | os.PathLike | ArchSpec, checkpoint: str | os.PathLike
     ``checkpoint`` when given: a dilnas retraining checkpoint, a search's supernet checkpoint (the derived
     network inherits its weights) or a released RegSeg one. The checkpoint's class count wins over the
     architecture file's (retraining builds the classifier for its data's classes)."""
-    spec = arch if isinstance(arch, ArchSpec) else load_arch(arch)
-    check_memory(lambda: RegSeg(spec), None, torch.device("cpu"), spec.name)
-    model = RegSeg(spec)
-    if checkpoint is not None:
-        state = read_state_dict(checkpoint)
-        num_classes = state_num_classes(state)
-        if num_classes is not None and num_classes != spec.num_classes:
-            model = RegSeg(spec.with_num_classes(num_classes))
-        load_state(model, state, str(checkpoint))
-    return model.eval()
+    return initialize.load_model(arch, checkpoint)
 
 
 # ---- running a command in-process ----------------------------------------------------------------

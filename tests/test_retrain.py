@@ -3,6 +3,7 @@ evaluation alone, and DDP with two gloo processes."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -11,9 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from dilnas.data.factory import build_dataset
+from dilnas.data.palettes import colourize, palette_for
+from dilnas.spec.options import DataConfig
 from dilnas.utils.checkpoints import load_checkpoint
 from tests.conftest import REPO
 
@@ -66,6 +72,21 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["model"]
 
 
+def tensorboard_images(run_dir: Path) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """Every image in the run's TensorBoard events: tag -> [(step, (H, W, 3) uint8 pixels)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    return {
+        tag: [
+            (event.step, np.array(Image.open(io.BytesIO(event.encoded_image_string)).convert("RGB")))
+            for event in events.Images(tag)
+        ]
+        for tag in events.Tags()["images"]
+    }
+
+
 @pytest.mark.slow
 def test_run_directory_and_eval_only(tmp_path):
     run_dir = tmp_path / "run"
@@ -82,6 +103,15 @@ def test_run_directory_and_eval_only(tmp_path):
     evals = records(run_dir, "eval")
     assert [r["step"] for r in evals] == [8]
     assert "val mIoU" in result.stdout.strip().splitlines()[-1]
+    # The evaluation shows the first 4 validation images (64x64) | ground truth | prediction, 4-px gaps.
+    ((step, picture),) = tensorboard_images(run_dir)["val/overlays"]
+    assert step == 8 and picture.shape == (4 * 64 + 3 * 4, 3 * 64 + 2 * 4, 3)
+    val = build_dataset(
+        DataConfig(image_size=64, context_distance=8, train_samples=32, val_samples=8), "val", train=False
+    )
+    for row in range(4):
+        ground_truth = picture[row * 68 : row * 68 + 64, 68:132]
+        assert np.array_equal(ground_truth, colourize(val[row][1].numpy(), palette_for(3)))
 
     again = retrain(run_dir, "eval_only=true")
     assert again.returncode == 0, again.stderr

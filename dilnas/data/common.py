@@ -35,13 +35,24 @@ class DataError(UserError):
         super().__init__(" ".join(message.split()))
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Decode an image file into a (H, W, 3) uint8 array."""
+def read_image(path: Path, expected: str = "an RGB PNG") -> np.ndarray:
+    """Decode an image file into a (H, W, 3) uint8 array; DataError saying what was ``expected`` if it cannot
+    be read."""
     try:
         with Image.open(path) as handle:
             return np.array(handle.convert("RGB"))
     except _READ_ERRORS as exc:
-        raise DataError(f"{path}: cannot read image ({exc}); expected an RGB PNG") from exc
+        raise DataError(f"{path}: cannot read image ({exc}); expected {expected}") from exc
+
+
+def read_image_size(path: Path, expected: str = "an RGB PNG") -> tuple[int, int]:
+    """The (height, width) of an image file from its header (no pixels are decoded); DataError as
+    ``read_image``."""
+    try:
+        with Image.open(path) as handle:
+            return handle.height, handle.width
+    except _READ_ERRORS as exc:
+        raise DataError(f"{path}: cannot read image ({exc}); expected {expected}") from exc
 
 
 def read_label(

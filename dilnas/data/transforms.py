@@ -189,6 +189,21 @@ class ShortSideResize:
         return f"ShortSideResize(size={self.size})"
 
 
+class Resize:
+    """Deterministic resize to ``height`` x ``width``, aspect ratio not kept (a network's fixed input size)."""
+
+    def __init__(self, height: int, width: int):
+        _positive("Resize", height=height, width=width)
+        self.size = (height, width)
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_pair(image, label, "Resize")
+        return _resize_pair(image, label, self.size)
+
+    def __repr__(self) -> str:
+        return f"Resize(height={self.size[0]}, width={self.size[1]})"
+
+
 class RandomCrop(PointTransform):
     """Crop a random ``height`` x ``width`` window; a smaller input is first padded at the bottom and right.
 
@@ -321,11 +336,17 @@ def train_transform(
 
 
 def eval_transform(
-    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD, short_side: int | None = None
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    short_side: int | None = None,
+    size: tuple[int, int] | None = None,
 ) -> Compose:
-    """Evaluation: normalise only (RegSeg evaluates at full resolution), or first resize the short side.
+    """Evaluation: normalise only (RegSeg evaluates at full resolution), or first resize the short side (or
+    the whole image to ``size``, (height, width): a network's fixed input size).
 
     With ``short_side`` the label is resized too (nearest), so the metric is computed at that resolution.
     """
     steps: list[PairTransform] = [] if short_side is None else [ShortSideResize(short_side)]
+    if size is not None:
+        steps.append(Resize(*size))
     return Compose([*steps, Normalize(mean, std)])

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 
 import torch
 
+from dilnas.models.memory import check_memory
 from dilnas.models.official import from_official_state_dict
 from dilnas.models.regseg import RegSeg
 from dilnas.models.weights import check_fits, derived_state_dict, is_supernet_state, shapes
+from dilnas.spec.arch import ArchSpec, load_arch
 from dilnas.spec.space import branch_key, parse_branch_key
 from dilnas.utils.checkpoints import load_checkpoint
 from dilnas.utils.errors import UserError
@@ -61,6 +63,25 @@ def load_state(model: RegSeg, state: dict[str, torch.Tensor], source: str) -> li
     check_fits(shapes(reference), state, source, model.spec.name)
     model.load_state_dict(state)
     return reinitialised
+
+
+def load_model(
+    arch: str | os.PathLike | ArchSpec, checkpoint: str | os.PathLike | None = None, allow_gaps: bool = False
+) -> RegSeg:
+    """The network of ``arch`` (a shipped name, a path, or an ArchSpec) on the CPU in eval mode, with the
+    weights of ``checkpoint`` when given: a dilnas retraining checkpoint, a search's supernet checkpoint (the
+    derived network inherits its weights) or a released RegSeg one. The checkpoint's class count wins over
+    the architecture file's (retraining builds the classifier for its data's classes)."""
+    spec = arch if isinstance(arch, ArchSpec) else load_arch(arch, allow_gaps=allow_gaps)
+    check_memory(lambda: RegSeg(spec), None, torch.device("cpu"), spec.name)
+    model = RegSeg(spec)
+    if checkpoint is not None:
+        state = read_state_dict(checkpoint)
+        num_classes = state_num_classes(state)
+        if num_classes is not None and num_classes != spec.num_classes:
+            model = RegSeg(spec.with_num_classes(num_classes))
+        load_state(model, state, str(checkpoint))
+    return model.eval()
 
 
 def load_dilnas_weights(model: RegSeg, path: str | os.PathLike) -> None:

@@ -30,6 +30,8 @@ CANDIDATES = "candidates"
 class HeldoutTrainer(Trainer):
     """A trainer whose evaluation set is the search's held-out split: its numbers go under ``search/``."""
 
+    overlay_tag = None  # no val/ images of held-out training images
+
     def measure(self) -> tuple[dict[str, Any], dict[str, float]]:
         summary, _ = super().measure()
         return summary, {"search/miou": summary["miou"], "search/pixel_accuracy": summary["pixel_accuracy"]}

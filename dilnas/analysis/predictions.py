@@ -1,0 +1,141 @@
+"""Predictions you can look at: a network's class mask of each image, colour-coded, and an overlay on the image.
+
+Each image goes through the evaluation transform (``dilnas.data.transforms.eval_transform``: an optional
+resize to the network's input size, then the data pipeline's normalisation); the logits are brought back to the
+image's own size (bilinear) before the argmax, so a mask always has its image's size. Per image ``<stem>`` two
+PNGs are written, each atomically: ``<stem>_mask.png`` (a palette image: its pixels are the class ids, its
+palette the class colours) and ``<stem>_overlay.png`` (the colours blended over the image).
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from dilnas.data.common import read_image, read_image_size
+from dilnas.data.palettes import mask_image, overlay
+from dilnas.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+from dilnas.models.memory import check_memory
+from dilnas.models.regseg import RegSeg
+from dilnas.spec.labels import IGNORE_INDEX
+from dilnas.utils.errors import UserError, os_reason
+from dilnas.utils.files import atomic_write
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+READABLE = "a PNG or JPEG image"  # what an input image must be, in error messages
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image: Path
+    mask: Path  # <stem>_mask.png
+    overlay: Path  # <stem>_overlay.png
+
+
+def find_images(images: str | os.PathLike) -> list[Path]:
+    """The image files of ``images``: a folder's .png/.jpg/.jpeg files (not its subfolders), or the files a
+    glob pattern matches (``**`` included); sorted. UserError when there are none."""
+    text = os.path.expanduser(str(images))
+    if Path(text).is_dir():
+        found = [p for p in Path(text).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        if not found:
+            raise UserError(f"images={images}: the folder holds no {', '.join(IMAGE_SUFFIXES)} files")
+        return sorted(found)
+    found = [Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()]
+    if not found:
+        raise UserError(
+            f"images={images}: no file matches (expected a folder of images or a glob such as 'photos/*.jpg')"
+        )
+    return sorted(found)
+
+
+def output_paths(images: Sequence[Path], out: str | os.PathLike) -> list[Prediction]:
+    """Where each image's mask and overlay go; UserError when two images share a stem (their outputs would
+    overwrite each other)."""
+    out = Path(out)
+    seen: dict[str, Path] = {}
+    paths = []
+    for image in images:
+        if image.stem in seen:
+            raise UserError(
+                f"images: {seen[image.stem]} and {image} have the same stem {image.stem!r}, so their masks "
+                f"would overwrite each other in {out}; predict them in separate runs (another out=)"
+            )
+        seen[image.stem] = image
+        paths.append(Prediction(image, out / f"{image.stem}_mask.png", out / f"{image.stem}_overlay.png"))
+    return paths
+
+
+@torch.inference_mode()
+def predict_mask(
+    model: torch.nn.Module,
+    pixels: np.ndarray,
+    device: torch.device,
+    mean: Sequence[float],
+    std: Sequence[float],
+    input_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """The (H, W) uint8 class ids ``model`` predicts for the (H, W, 3) uint8 image ``pixels``, at its size."""
+    height, width = pixels.shape[:2]
+    image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).to(torch.float32).div_(255.0)
+    no_label = torch.full((height, width), IGNORE_INDEX, dtype=torch.int64)
+    image, _ = eval_transform(mean, std, size=input_size)(image, no_label)
+    logits = model(image[None].to(device))  # (1, classes, h, w): the network's input size
+    if logits.shape[-2:] != (height, width):
+        logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+    return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+
+
+def predict_images(
+    model: RegSeg,
+    predictions: Sequence[Prediction],
+    palette: np.ndarray,
+    device: torch.device,
+    *,
+    alpha: float = 0.5,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    input_size: tuple[int, int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Prediction]:
+    """Write the mask and the overlay of every image of ``predictions`` (``output_paths``) with ``model`` (on
+    ``device``; put in eval mode); ``progress(done, total)`` after each image.
+
+    Every image's header is read first, so a file that is not an image stops the run before anything is
+    written (the output folder included), and the memory the network needs is checked for the largest input."""
+    if len(palette) != model.spec.num_classes:  # palette_for: one colour per class, at most 255 classes
+        raise ValueError(f"predict_images: {len(palette)} colours for {model.spec.num_classes} classes")
+    sizes = [read_image_size(p.image, READABLE) for p in predictions]
+    if sizes:  # the memory of one forward pass grows with the pixels: the largest input decides
+        largest = input_size or max(sizes, key=lambda size: size[0] * size[1])
+        shape = (1, model.spec.stem.in_channels, *largest)
+        check_memory(lambda: RegSeg(model.spec), shape, device, f"predicting with {model.spec.name}")
+    for folder in sorted({item.mask.parent for item in predictions}):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"out={folder}: cannot write here: {os_reason(error)}") from None
+    model.eval()
+    for done, item in enumerate(predictions, start=1):
+        pixels = read_image(item.image, READABLE)
+        mask = predict_mask(model, pixels, device, mean, std, input_size)
+        _write_png(item.mask, mask_image(mask, palette))
+        _write_png(item.overlay, Image.fromarray(overlay(pixels, mask, palette, alpha)))
+        if progress is not None:
+            progress(done, len(predictions))
+    return list(predictions)
+
+
+def _write_png(path: Path, image: Image.Image) -> None:
+    buffer = io.BytesIO()  # encoded before the file is opened: a failure leaves nothing behind
+    image.save(buffer, format="PNG")
+    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))

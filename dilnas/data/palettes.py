@@ -1,0 +1,151 @@
+"""Colours of classes: the palettes that colour-code a segmentation mask, and the mask and overlay images.
+
+Cityscapes' 19 train classes get the official colours (cityscapesScripts ``labels.py``), CamVid's 11 classes the
+SegNet colours (SegNet-Tutorial ``Scripts/test_segmentation_camvid.py``), both in the class order of
+``dilnas.data.cityscapes`` and ``dilnas.data.camvid``; any other class count gets a fixed palette of distinct
+colours (matplotlib's ten ``tab10`` colours, then golden-ratio hues), the same on every run. A pixel that is no
+class (255, ignored) is black in a mask and left as it is in an overlay.
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+from PIL import Image
+
+from dilnas.data import camvid, cityscapes
+from dilnas.spec.labels import IGNORE_INDEX
+from dilnas.utils.errors import UserError
+
+RGB = tuple[int, int, int]
+IGNORE_COLOUR: RGB = (0, 0, 0)
+MAX_CLASSES = IGNORE_INDEX  # a palette image holds indices 0..254 for classes, 255 for "no class"
+
+CITYSCAPES_COLOURS: dict[str, RGB] = {
+    "road": (128, 64, 128),
+    "sidewalk": (244, 35, 232),
+    "building": (70, 70, 70),
+    "wall": (102, 102, 156),
+    "fence": (190, 153, 153),
+    "pole": (153, 153, 153),
+    "traffic light": (250, 170, 30),
+    "traffic sign": (220, 220, 0),
+    "vegetation": (107, 142, 35),
+    "terrain": (152, 251, 152),
+    "sky": (70, 130, 180),
+    "person": (220, 20, 60),
+    "rider": (255, 0, 0),
+    "car": (0, 0, 142),
+    "truck": (0, 0, 70),
+    "bus": (0, 60, 100),
+    "train": (0, 80, 100),
+    "motorcycle": (0, 0, 230),
+    "bicycle": (119, 11, 32),
+}
+CAMVID_COLOURS: dict[str, RGB] = {
+    "Sky": (128, 128, 128),
+    "Building": (128, 0, 0),
+    "Pole": (192, 192, 128),
+    "Road": (128, 64, 128),
+    "Pavement": (60, 40, 222),
+    "Tree": (128, 128, 0),
+    "SignSymbol": (192, 128, 128),
+    "Fence": (64, 64, 128),
+    "Car": (64, 0, 128),
+    "Pedestrian": (64, 64, 0),
+    "Bicyclist": (0, 128, 192),
+}
+# In the data sets' class order, so that class id i has colour i.
+CITYSCAPES_PALETTE: tuple[RGB, ...] = tuple(CITYSCAPES_COLOURS[name] for name in cityscapes.CLASS_NAMES)
+CAMVID_PALETTE: tuple[RGB, ...] = tuple(CAMVID_COLOURS[name] for name in camvid.CLASS_NAMES)
+TAB10: tuple[RGB, ...] = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
+PALETTES = ("auto", "cityscapes", "camvid", "generic")
+
+
+def generic_palette(num_classes: int) -> tuple[RGB, ...]:
+    """``num_classes`` distinct colours, none of them black: tab10, then hues spaced by the golden ratio
+    (saturation and brightness vary with each turn round the hue circle)."""
+    _check_count(num_classes)
+    colours = list(TAB10[:num_classes])
+    index = 0
+    while len(colours) < num_classes:
+        hue = (index * 0.618033988749895) % 1.0
+        turn = index // 8
+        saturation, value = (0.9, 0.65, 0.45)[turn % 3], (0.95, 0.75, 0.55)[(turn // 3) % 3]
+        red, green, blue = colorsys.hsv_to_rgb(hue, saturation, value)
+        colour = (round(red * 255), round(green * 255), round(blue * 255))
+        if colour not in colours:
+            colours.append(colour)
+        index += 1
+    return tuple(colours)
+
+
+def palette_for(num_classes: int, name: str = "auto") -> np.ndarray:
+    """The (num_classes, 3) uint8 colours of a network's classes. ``auto``: Cityscapes' for 19 classes,
+    CamVid's for 11, else ``generic``; ``cityscapes`` and ``camvid`` must match the class count."""
+    _check_count(num_classes)
+    fixed = {"cityscapes": CITYSCAPES_PALETTE, "camvid": CAMVID_PALETTE}
+    if name == "auto":
+        name = {len(CITYSCAPES_PALETTE): "cityscapes", len(CAMVID_PALETTE): "camvid"}.get(
+            num_classes, "generic"
+        )
+    if name == "generic":
+        return np.array(generic_palette(num_classes), dtype=np.uint8)
+    if name not in fixed:
+        raise UserError(f"palette={name!r}: expected one of {', '.join(PALETTES)}")
+    if len(fixed[name]) != num_classes:
+        raise UserError(
+            f"palette={name}: it colours the {len(fixed[name])} classes of {name}, but the network predicts "
+            f"{num_classes} classes; use palette=auto or palette=generic"
+        )
+    return np.array(fixed[name], dtype=np.uint8)
+
+
+def colourize(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) uint8 image of the (H, W) class ids ``mask``: class i in ``palette[i]``, anything that is
+    no class (255, ignored) black."""
+    table = np.zeros((256, 3), dtype=np.uint8)  # every index without a class stays black
+    table[: len(palette)] = palette
+    return table[np.clip(mask, 0, 255).astype(np.uint8)]
+
+
+def mask_image(mask: np.ndarray, palette: np.ndarray) -> Image.Image:
+    """A palette ("P" mode) image of the class ids ``mask``: its pixels are the ids, its palette the colours
+    (the ids can be read back with ``numpy.array(Image.open(path))``)."""
+    if mask.size and int(mask.max()) > 255:
+        raise ValueError(f"mask_image: class ids up to 255 fit a palette image, got {int(mask.max())}")
+    table = np.zeros((256, 3), dtype=np.uint8)
+    table[: len(palette)] = palette
+    image = Image.fromarray(mask.astype(np.uint8))  # mode "L"; a palette makes it "P"
+    image.putpalette(table.flatten().tolist())
+    return image
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float) -> np.ndarray:
+    """The (H, W, 3) uint8 ``image`` with the colours of ``mask`` blended in at opacity ``alpha``; pixels of
+    no class (255) keep the image's colour."""
+    if image.shape[:2] != mask.shape:
+        raise ValueError(f"overlay: image {image.shape[:2]} and mask {mask.shape} differ in size")
+    colours = colourize(mask, palette).astype(np.float32)
+    blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colours
+    blended = np.where((mask < len(palette))[..., None], blended, image.astype(np.float32))
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def _check_count(num_classes: int) -> None:
+    if not 1 <= num_classes <= MAX_CLASSES:
+        raise UserError(
+            f"{num_classes} classes: a colour-coded mask holds 1 to {MAX_CLASSES} classes (255 marks no class)"
+        )
