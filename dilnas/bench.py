@@ -1,6 +1,6 @@
 """``dilnas-bench MODE ...``: performance tables, every ratio measured side by side in one run.
 
-Modes: ``infer`` (forward pass of a fixed RegSeg, eager vs deploy) and ``search`` (a training step of the
+Modes: ``infer`` (forward pass of a fixed RegSeg, eager vs deploy, and onnxruntime) and ``search`` (a training step of the
 supernet against the derived network of the same shape).
 """
 
@@ -18,6 +18,7 @@ from dilnas.analysis.inference_bench import bench_inference, format_inference, r
 from dilnas.analysis.search_bench import bench_search_step, format_search_rows
 from dilnas.analysis.search_bench import rows_as_dicts as search_rows_as_dicts
 from dilnas.cli import fail, hydra_command, typed_config
+from dilnas.models.deploy_formats import INSTALL_HINT, missing_onnx_packages
 from dilnas.models.memory import check_memory
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import load_arch
@@ -51,8 +52,22 @@ def run_infer(cfg: DictConfig) -> None:
         f"on {machine_description(device)} ...",
         file=sys.stderr,
     )
+    onnxruntime = config.onnxruntime
+    missing = missing_onnx_packages()
+    if onnxruntime and missing:
+        print(
+            f"onnxruntime row skipped: {', '.join(missing)} not installed ({INSTALL_HINT})", file=sys.stderr
+        )
+        onnxruntime = False
     rows = bench_inference(
-        spec, config.input_size, device, config.batch_size, config.warmup, config.repeats, config.seed
+        spec,
+        config.input_size,
+        device,
+        config.batch_size,
+        config.warmup,
+        config.repeats,
+        config.seed,
+        onnxruntime=onnxruntime,
     )
     if config.format is OutputFormat.json:
         report = {
@@ -113,7 +128,7 @@ USAGE = (
     f"usage: {PROGRAM} {{{','.join(MODES)}}} [key=value ...]   ({PROGRAM} MODE --help: the mode's settings)"
 )
 ABOUT = {
-    "infer": "forward-pass time of an architecture, eager vs deploy (BatchNorm folded)",
+    "infer": "forward-pass time of an architecture, eager vs deploy (BatchNorm folded) vs onnxruntime",
     "search": "one training step of the supernet (softmax, gumbel) vs the derived fixed network",
 }
 

@@ -16,10 +16,15 @@ class UnwritableError(UserError):
     """A file that cannot be written where asked (a file in the way, no permission, a full disk)."""
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
+def atomic_write(
+    path: str | os.PathLike,
+    write: Callable[[IO[bytes]], object],
+    check: Callable[[Path], object] | None = None,
+) -> Path:
     """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
-    What ``write`` returns is ignored (so ``handle.write``, which returns a byte count, will do)."""
+    What ``write`` returns is ignored (so ``handle.write``, which returns a byte count, will do). ``check``,
+    when given, reads the complete temporary file before the rename; if it raises, nothing is written."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +37,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        if check is not None:
+            check(Path(tmp_name))
         os.replace(tmp_name, path)
     except BaseException as error:
         # Leave nothing behind: the destination keeps its previous content (or stays absent).

@@ -1,0 +1,71 @@
+"""``dilnas-deploy arch=... [checkpoint=...] [format=onnx|torchscript] [input_size=[H,W]] out=FILE``: the
+deploy-mode network (every BatchNorm folded into its convolution, eval mode) as an ONNX or TorchScript file.
+
+The file is written atomically, and only once it has been loaded back (onnxruntime, or torch.jit.load) and has
+reproduced the eager network's logits to 1e-4 on random inputs; the measured difference is printed. Input
+``images`` (N, 3, H, W), output ``logits`` (N, classes, H, W), any N, H and W. ONNX needs the ``deploy``
+extra (``pip install "dilnas[deploy]"``); which exporter and opset, and why:
+``dilnas.models.deploy_formats``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from dilnas.cli import hydra_command, typed_config
+from dilnas.models.deploy_formats import (
+    EXAMPLE_BATCH,
+    OPSET,
+    TOLERANCE,
+    Check,
+    require_onnx,
+    write_deployable,
+)
+from dilnas.models.initialize import load_model
+from dilnas.models.memory import check_memory
+from dilnas.models.regseg import RegSeg
+from dilnas.spec.options import DeployConfig, DeployFormat
+
+log = logging.getLogger("dilnas")
+
+
+def deploy(config: DeployConfig) -> list[Check]:
+    """Write ``config.out``; returns the checks of the written file against the eager network."""
+    if config.format is DeployFormat.onnx:
+        require_onnx("format=onnx")  # before loading anything
+    torch.manual_seed(config.seed)  # the initial weights, which a checkpoint replaces
+    model = load_model(config.arch, config.checkpoint, allow_gaps=config.allow_gaps)
+    if config.checkpoint is None:
+        log.warning("checkpoint=null: the file holds random initial weights (seed=%d)", config.seed)
+    spec = model.spec
+    shape = (EXAMPLE_BATCH, spec.stem.in_channels, *config.input_size)
+    check_memory(lambda: RegSeg(spec), shape, torch.device("cpu"), f"checking {spec.name}")
+    checks = write_deployable(model, config.format.value, config.out, config.input_size, config.seed)
+    kind = f"ONNX (opset {OPSET})" if config.format is DeployFormat.onnx else "TorchScript"
+    worst = max(check.max_abs_diff for check in checks)
+    shapes = " and ".join("x".join(map(str, check.shape)) for check in checks)
+    print(
+        f"{Path(config.out)}: {spec.name} as {kind}, images (N,3,H,W) -> logits (N,{spec.num_classes},H,W); "
+        f"max |diff| against the eager network {worst:.1e} (allowed {TOLERANCE:.0e}) on {shapes}"
+    )
+    return checks
+
+
+def run(cfg: DictConfig) -> None:
+    deploy(typed_config(cfg, DeployConfig))
+
+
+EXAMPLES = (
+    "dilnas-deploy arch=runs/retrain/DATE/arch.json checkpoint=runs/retrain/DATE/checkpoints/best.pt "
+    "out=regseg.onnx",
+    "dilnas-deploy arch=exp48_decoder26 checkpoint=regseg_exp48.pth format=torchscript "
+    "input_size=[1024,2048] out=exp48.pt",
+)
+main = hydra_command("dilnas-deploy", "deploy", run, EXAMPLES)
+
+if __name__ == "__main__":
+    main()
