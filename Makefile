@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 
-.PHONY: setup demo test lint format
+.PHONY: setup demo test lint format gpu-check
 
 # torch first: without a GPU, torch==2.13.0 (a CPU wheel on our CI machines; a bare `torch` requirement would
 # pull a CUDA build of several GB). A torch that is already installed is kept; users bring their own
@@ -35,3 +35,8 @@ format:
 
 test: setup lint
 	$(PYTHON) -m pytest
+
+# The CUDA paths (AMP retraining, both search relaxations, inference and search benchmarks, DDP over NCCL with
+# 2+ GPUs) on a machine with a GPU; without CUDA it says so and exits 0. Logs: runs/gpu-check/DATE.
+gpu-check: setup
+	PYTHON=$(PYTHON) tools/gpu_check.sh
