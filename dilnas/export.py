@@ -1,6 +1,8 @@
 """``dilnas-export run_dir=RUN [rule=argmax|expected|topk] [topk=K] [checkpoint=PATH] [out=PATH]``:
 derive the architecture again from any checkpoint of a search run, with any rule, into
-``<run>/arch_<rule>.json`` (or ``out=``); the search's own ``arch.json`` is never rewritten."""
+``<run>/arch_<rule>.json`` (or ``out=``); the search's own ``arch.json`` is never rewritten. Where the rule picks
+what the search picked at that checkpoint, the held-out selection recorded with it (``search.select_top``)
+applies too, so ``dilnas-export run_dir=RUN`` gives the search's result; another rule gives its pick alone."""
 
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 from dilnas.cli import hydra_command, typed_config
 from dilnas.models.weights import arch_logits
 from dilnas.spec.arch import ArchSpec, save_arch
-from dilnas.spec.derivation import RULES, derive_arch
+from dilnas.spec.derivation import RULES, derive_arch, derive_rates
 from dilnas.spec.options import ExportConfig
-from dilnas.spec.space import load_space
+from dilnas.spec.space import SearchSpace, load_space
 from dilnas.train.run_dir import RunDir
 from dilnas.utils.checkpoints import load_checkpoint
 from dilnas.utils.errors import UserError
@@ -68,7 +70,21 @@ def derive_from_run(
     if num_classes != space.base.num_classes:
         space = dataclasses.replace(space, base=space.base.with_num_classes(num_classes))
     provenance = {"seed": int(run_config.seed), "checkpoint": str(checkpoint), "step": int(state["step"])}
-    return derive_arch(space, probs, rule, topk, provenance=provenance)
+    return derive_arch(
+        space, probs, rule, topk, provenance=provenance, selection=_selection(state, space, probs, rule, topk)
+    )
+
+
+def _selection(
+    state: dict, space: SearchSpace, probs: list[list[float]], rule: str, topk: int
+) -> list[dict] | None:
+    """The held-out selection the search recorded with this checkpoint (its last evaluation's), when it
+    shortlisted from this rule's pick: the same probabilities and pick give the same shortlist, scored with
+    these very weights. None otherwise (another rule, or a checkpoint without one): the rule's pick alone."""
+    selection = (state.get("last_eval") or {}).get("selection")
+    if not selection or list(selection[0]["rates"]) != derive_rates(space, probs, rule, topk):
+        return None
+    return selection
 
 
 def run(cfg: DictConfig) -> None:

@@ -104,7 +104,14 @@ def search(config: SearchRunConfig, setup: TrainSetup, record: RunRecord) -> flo
             trainer.resume()
         summary = trainer.fit()
         probs = [p.tolist() for p in supernet.probabilities()]
-        arch = derive_arch(space, probs, config.search.rule.value, config.search.topk, provenance=provenance)
+        arch = derive_arch(
+            space,
+            probs,
+            config.search.rule.value,
+            config.search.topk,
+            provenance=provenance,
+            selection=summary.get("selection"),
+        )
     run_dir, info = setup.run_dir, setup.info
     if info.is_main:
         save_arch(arch, run_dir.arch)

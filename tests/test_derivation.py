@@ -19,6 +19,7 @@ from dilnas.spec.gapless import (
     count_gapless,
     gapless_assignments,
     sample_gapless,
+    top_gapless,
     unreachable_candidates,
 )
 from dilnas.spec.space import load_space
@@ -110,8 +111,14 @@ def test_optimal_derivation_matches_brute_force_on_random_spaces(seed):
             if not gapless:
                 assert chosen is None
                 continue
-            best = max(gapless, key=lambda rates: (total(scores, branches, rates), tuple(-r for r in rates)))
-            assert chosen == best, (rule, probs)
+            ranked = sorted(
+                gapless,
+                key=lambda rates: (total(scores, branches, rates), tuple(-r for r in rates)),
+                reverse=True,
+            )
+            assert chosen == ranked[0], (rule, probs)
+            for count in (2, 5, len(gapless) + 1):  # the k best, in order; all of them when k is larger
+                assert top_gapless(base, branches, scores, count) == ranked[:count], (rule, count)
 
 
 def test_optimal_derivation_beats_greedy_where_greedy_fails():

@@ -17,7 +17,7 @@ import torch
 
 from dilnas.spec.arch import load_arch
 from dilnas.utils.checkpoints import load_checkpoint
-from tests.test_retrain import ENV, REPO, records, wait_for_step
+from tests.test_retrain import ENV, REPO, records, tensorboard_images, wait_for_step
 
 SEARCH_RUN = [
     "data.image_size=64",
@@ -77,7 +77,13 @@ def test_search_run_directory_history_export_plot_and_retrain(tmp_path):
     arch = load_arch(run_dir / "arch.json")
     assert arch.search["space"] == "synthetic_tiny" and arch.provenance["seed"] == 0
     rates = [arch.search["branches"][key]["choice"] for key in last]
-    assert rates == [b["choice"] for b in last.values()]
+    # The rule's pick (the history's last choice) and the next most probable gapless architectures, 8 in all,
+    # scored on the held-out split; the best score is kept and reported.
+    selection = arch.search["selection"]
+    assert len(selection) == 8 and len({tuple(c["rates"]) for c in selection}) == 8
+    assert selection[0]["rates"] == [b["choice"] for b in last.values()]
+    best = max(selection, key=lambda c: c["miou"])
+    assert rates == best["rates"] and f"held-out mIoU derived {best['miou']:.2f}" in result.stdout
 
     def export(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -89,6 +95,10 @@ def test_search_run_directory_history_export_plot_and_retrain(tmp_path):
         )
 
     searched = (run_dir / "arch.json").read_bytes()
+    # The run's own rule at last.pt: the selection recorded with the checkpoint applies, as in arch.json.
+    assert export(f"out={tmp_path / 'own.json'}").returncode == 0
+    own = load_arch(tmp_path / "own.json")
+    assert own.blocks == arch.blocks and own.search["selection"] == arch.search["selection"]
     assert export("rule=expected", f"out={tmp_path / 'expected.json'}").returncode == 0
     assert load_arch(tmp_path / "expected.json").search["rule"] == "expected"
     # Without out=, every rule writes beside the search's arch.json, never over it.
@@ -428,6 +438,8 @@ def test_gap_probe_is_like_for_like_and_leaves_the_training_state_alone(tmp_path
         supernet, search_data, TrainSetup(RunDir(tmp_path), torch.device("cpu"), 0), recipe, config
     )
     trainer.fit()
+    assert (tmp_path / "tb").is_dir()
+    assert "val/overlays" not in tensorboard_images(tmp_path)  # it evaluates on held-out data, not val/
     before = {key: value.clone() for key, value in supernet.state_dict().items()}
     summary, scalars = trainer.measure()
     assert all(torch.equal(before[key], value) for key, value in supernet.state_dict().items())

@@ -6,6 +6,11 @@ Rules, each the gapless assignment with the best total over the searchable branc
 - ``expected``: the smallest total distance to each branch's probability-weighted rate (ties: smaller rates);
 - ``topk``: as many branches as possible on one of their ``k`` most probable rates, then the largest rates
   (favours field of view when the top candidates are close).
+
+``shortlist`` adds the next most probable gapless architectures to a rule's pick: the candidates that
+``dilnas-search`` scores on the held-out split with the supernet's weights (``search.select_top``) before it
+keeps the best. Probabilities alone rank architectures poorly; the held-out score of each inherited network
+ranks them much as retraining does (experiments/ground_truth/README.md).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from dilnas import __version__
 from dilnas.spec.arch import ArchSpec
-from dilnas.spec.gapless import Score, best_gapless
+from dilnas.spec.gapless import Score, best_gapless, top_gapless
 from dilnas.spec.space import SearchSpace
 
 RULES = ("argmax", "expected", "topk")
@@ -58,6 +63,23 @@ def derive_rates(
     return list(rates)
 
 
+def shortlist(
+    space: SearchSpace, probs: Sequence[Sequence[float]], pick: Sequence[int], count: int
+) -> list[list[int]]:
+    """``pick`` then the most probable gapless architectures after it (by the sum of log-probabilities), ``count``
+    in all (fewer when the space holds fewer)."""
+    scores = [branch_scores(b.candidates, p, "argmax") for b, p in zip(space.branches, probs, strict=True)]
+    ranked = top_gapless(space.base, space.branches, scores, count)
+    others = [list(rates) for rates in ranked if list(rates) != list(pick)]
+    return [list(pick), *others][: max(1, count)]
+
+
+def selected(selection: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The best-scored entry of a scored shortlist (``{"rates": ..., "miou": ...}``); the earlier on ties."""
+    best = max(range(len(selection)), key=lambda i: (selection[i]["miou"], -i))
+    return selection[best]
+
+
 def git_commit() -> str | None:
     """The commit of the dilnas checkout, when it is one."""
     try:
@@ -76,11 +98,15 @@ def derive_arch(
     k: int = 2,
     name: str | None = None,
     provenance: dict[str, Any] | None = None,
+    selection: Sequence[dict[str, Any]] | None = None,
 ) -> ArchSpec:
-    """The derived architecture with its ``search`` and ``provenance`` sections."""
-    rates = derive_rates(space, probs, rule, k)
+    """The derived architecture with its ``search`` and ``provenance`` sections.
+
+    ``selection``: the shortlist as scored on held-out data (``{"rates": [...], "miou": ...}`` each, the rule's
+    pick first); the best score (the earlier on ties) is the architecture, and the list goes into ``search``."""
+    rates = list(selected(selection)["rates"]) if selection else derive_rates(space, probs, rule, k)
     arch = space.arch_with(rates, name=name or f"{space.name}_derived")
-    search = {
+    search: dict[str, Any] = {
         "space": space.name,
         "space_digest": space.digest,
         "rule": rule if rule != "topk" else f"topk{k}",
@@ -93,6 +119,8 @@ def derive_arch(
             for branch, branch_probs, rate in zip(space.branches, probs, rates, strict=True)
         },
     }
+    if selection:
+        search["selection"] = [{"rates": list(c["rates"]), "miou": float(c["miou"])} for c in selection]
     stamp = {
         "dilnas_version": __version__,
         "git_commit": git_commit(),

@@ -9,6 +9,7 @@ chosen rate can break. Pure Python: no torch.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import random
 from collections.abc import Iterator, Sequence
@@ -88,27 +89,39 @@ def best_gapless(
 ) -> tuple[int, ...] | None:
     """The gapless assignment with the highest total score (``scores[i][j]``: branch i at its j-th candidate),
     or None when there is none. Ties keep the first assignment in lexicographic order."""
+    best = top_gapless(base, branches, scores, 1)
+    return best[0] if best else None
+
+
+def top_gapless(
+    base: ArchSpec, branches: Sequence[Branch], scores: Sequence[Sequence[Score]], count: int
+) -> list[tuple[int, ...]]:
+    """The ``count`` gapless assignments with the highest total scores, best first (fewer when the space
+    holds fewer); ties in lexicographic order. The same walk as ``best_gapless`` keeping the ``count`` best
+    partial assignments per field size: any of the best completions extends one of them."""
     position = [{rate: j for j, rate in enumerate(b.candidates)} for b in branches]
     by_block = _by_block(branches)
-    states: dict[int, tuple[Score, tuple[int, ...]]] = {base.stem_field().size: ((), ())}
+
+    def order(entry: tuple[Score, tuple[int, ...]]) -> tuple[Score, tuple[int, ...]]:
+        return entry[0], _negated(entry[1])
+
+    states: dict[int, list[tuple[Score, tuple[int, ...]]]] = {base.stem_field().size: [((), ())]}
     for block_index in range(len(base.blocks)):
         stride = _stride_before(base, block_index)
-        following: dict[int, tuple[Score, tuple[int, ...]]] = {}  # field size -> best (score, rates) there
+        following: dict[int, list[tuple[Score, tuple[int, ...]]]] = {}  # field size -> entries reaching it
         searchable = by_block.get(block_index, [])
-        for size, (total, chosen) in sorted(states.items()):
-            for combination, after in _block_steps(base, branches, ReceptiveField(size, stride), block_index):
+        for size, entries in states.items():
+            steps = list(_block_steps(base, branches, ReceptiveField(size, stride), block_index))
+            for combination, after in steps:
                 parts = [
                     scores[i][position[i][rate]] for i, rate in zip(searchable, combination, strict=True)
                 ]
-                score = _add(total, *parts)
-                entry = (score, chosen + combination)
-                best = following.get(after.size)
-                if best is None or (score, _negated(entry[1])) > (best[0], _negated(best[1])):
-                    following[after.size] = entry
-        states = following
-    if not states:
-        return None
-    return max(states.values(), key=lambda entry: (entry[0], _negated(entry[1])))[1]
+                following.setdefault(after.size, []).extend(
+                    (_add(total, *parts), chosen + combination) for total, chosen in entries
+                )
+        states = {size: heapq.nlargest(count, entries, key=order) for size, entries in following.items()}
+    finished = [entry for entries in states.values() for entry in entries]
+    return [rates for _, rates in heapq.nlargest(count, finished, key=order)]
 
 
 def unreachable_candidates(base: ArchSpec, branches: Sequence[Branch]) -> list[tuple[int, int]]:

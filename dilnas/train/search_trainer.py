@@ -8,7 +8,9 @@ held-out mIoU of the supernet and of the derived network with the same weights, 
 BatchNorm statistics are re-estimated on the same training images (``search.gap_bn_batches``), the supernet's
 at the current logits and, for either relaxation, on the expectation (the softmax mixture) it is scored on.
 The numbers go under ``search/``: they come from the held-out part of the training split, never from the
-evaluation split (``val/`` is only ever the evaluation split, in retraining).
+evaluation split (``val/`` is only ever the evaluation split, in retraining). The last evaluation also scores
+the next most probable gapless networks after the rule's pick (``search.select_top`` in all) the same way and
+keeps the best: that is the search's result, ``search/miou`` its score, ``search/miou_rule`` the rule's pick's.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from dilnas.models.supernet import SuperNet
-from dilnas.spec.derivation import derive_rates
+from dilnas.spec.derivation import derive_rates, selected, shortlist
 from dilnas.spec.options import Relaxation, SearchConfig
+from dilnas.train.arch_image import ProbabilityImage
 from dilnas.train.architect import Architect
 from dilnas.train.distributed import broadcast_buffers
 from dilnas.train.run_dir import ARCH_HISTORY, METRICS
@@ -54,6 +56,8 @@ class SearchTrainer(Trainer):
     """The bilevel search: ``Trainer``'s loop over the supernet's weights, with an ``Architect`` step of the
     logits on a held-out batch before every weight step (after ``search.warmup_epochs``), the dilation
     history per epoch and the gap probe at every evaluation."""
+
+    overlay_tag = None  # it evaluates on the held-out split: no val/ images (of a supernet, they mislead)
 
     def __init__(
         self, supernet: SuperNet, data: SearchData, setup: TrainSetup, recipe: Recipe, search: SearchConfig
@@ -105,6 +109,7 @@ class SearchTrainer(Trainer):
         )
         self.arch_steps = 0
         self.arch_loss = math.nan
+        self.probability_image = ProbabilityImage()  # keeps its figure: each epoch only redraws the cells
 
     # ---- checkpoints ------------------------------------------------------------------------------
     def checkpoint_state(self) -> dict[str, Any]:
@@ -194,7 +199,7 @@ class SearchTrainer(Trainer):
             scalars[f"arch/expected/{key}"] = branch["expected"]
             scalars[f"arch/entropy/{key}"] = branch["entropy"]
         self.logger.log(step, scalars, kind="arch_epoch", epoch=record["epoch"])
-        self.logger.add_image("arch/probabilities", probability_image(branches), step)
+        self.logger.add_image("arch/probabilities", self.probability_image(branches), step)
 
     # ---- gap probe -------------------------------------------------------------------------------
     def calibration_batches(self) -> list[torch.Tensor]:
@@ -212,11 +217,26 @@ class SearchTrainer(Trainer):
         """Held-out summary of ``model`` (a copy: its BatchNorm statistics are re-estimated on ``batches``)."""
         if batches:
             recalibrate_batchnorm(model, batches)
-        matrix = evaluate(model, self.eval_loader, len(self.class_names), self.device, self.amp)
+        matrix = evaluate(model, self.eval_loader, len(self.class_names), self.device, self.precision)
         return matrix.summary(self.class_names)
 
+    def score_architectures(
+        self, candidates: Sequence[Sequence[int]], batches: list[torch.Tensor]
+    ) -> list[dict[str, Any]]:
+        """Each candidate (one rate per searchable branch) as a network with the supernet's weights, scored on
+        the held-out split after BatchNorm re-estimation on ``batches``: its summary, with ``rates``."""
+        space = self.supernet.space
+        return [
+            {
+                **self.probe(self.supernet.derive_network(space.arch_with(rates), rates), batches),
+                "rates": rates,
+            }
+            for rates in map(list, candidates)
+        ]
+
     def measure(self) -> tuple[dict[str, Any], dict[str, float]]:
-        """The supernet and the derived network on the held-out split, like for like (module docstring)."""
+        """The supernet and the derived network on the held-out split, like for like (module docstring); at
+        the search's last evaluation, the best of the shortlist (``search.select_top``) is the derived one."""
         broadcast_buffers(self.supernet, self.info)  # every rank probes (and later saves) the same network
         rates, _, _ = self.branch_report()
         batches = self.calibration_batches()
@@ -226,17 +246,23 @@ class SearchTrainer(Trainer):
         supernet.load_state_dict(self.supernet.state_dict())
         supernet.temperature = self.supernet.temperature
         supernet.to(self.device)
-        supernet_summary = self.probe(supernet, batches)
-        derived = self.supernet.derive_network(self.supernet.space.arch_with(rates), rates)
-        summary = self.probe(derived, batches)
-        summary["miou_supernet"] = supernet_summary["miou"]
-        summary["rates"] = rates
+        supernet_miou = self.probe(supernet, batches)["miou"]
+        select = self.state.step >= self.total_steps and self.search.select_top > 1
+        candidates = [rates]
+        if select:  # the rule's pick and the next most probable gapless networks, scored alike
+            probs = [p.tolist() for p in self.supernet.probabilities()]
+            candidates = shortlist(self.supernet.space, probs, rates, self.search.select_top)
+        scored = self.score_architectures(candidates, batches)
+        summary = {**selected(scored), "miou_supernet": supernet_miou}
         scalars = {
             "search/miou": summary["miou"],
-            "search/miou_supernet": supernet_summary["miou"],
-            "search/gap": supernet_summary["miou"] - summary["miou"],
+            "search/miou_supernet": supernet_miou,
+            "search/gap": supernet_miou - summary["miou"],
             "search/pixel_accuracy": summary["pixel_accuracy"],
         }
+        if select:
+            summary["selection"] = [{"rates": entry["rates"], "miou": entry["miou"]} for entry in scored]
+            scalars["search/miou_rule"] = scored[0]["miou"]
         return summary, scalars
 
 
@@ -252,15 +278,3 @@ def recalibrate_batchnorm(model: nn.Module, batches: list[torch.Tensor]) -> None
     for images in batches:
         model(images)
     model.eval()
-
-
-def probability_image(branches: dict[str, dict[str, Any]], cell: int = 12) -> np.ndarray:
-    """An (H, W, 3) uint8 heat map: one row per branch, one column per candidate rate (1..max)."""
-    max_rate = max(max(b["rates"]) for b in branches.values())
-    matrix = np.zeros((len(branches), max_rate), dtype=np.float32)
-    for row, branch in enumerate(branches.values()):
-        for rate, p in zip(branch["rates"], branch["probs"], strict=True):
-            matrix[row, rate - 1] = p
-    heat = np.kron(matrix, np.ones((cell, cell), dtype=np.float32))
-    image = np.stack([heat, heat * 0.6, 1.0 - heat], axis=-1)  # blue (0) to orange (1)
-    return (image * 255).astype(np.uint8)
