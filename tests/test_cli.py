@@ -145,6 +145,7 @@ def test_bench_infer_json():
         "warmup=1",
         "device=cpu",
         "format=json",
+        "onnxruntime=false",  # its row exports to ONNX first (seconds): tests/test_deploy_export.py has it
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -235,6 +236,8 @@ def test_readme_layers_python_block_runs():
         ("dilnas.search", [], ["search", "data", "optim", "trainer", "+experiment"]),
         ("dilnas.retrain", [], ["data", "optim", "trainer", "+experiment"]),
         ("dilnas.export", [], []),
+        ("dilnas.predict", [], []),
+        ("dilnas.deploy", [], []),
         ("dilnas.info", [], []),
         ("dilnas.plot", [], []),
         ("dilnas.report", [], []),

@@ -20,6 +20,8 @@ PRIMARY = {
     "retrain": (schemas.RetrainConfig, ["arch=x.json"]),
     "search": (schemas.SearchRunConfig, []),
     "export": (schemas.ExportConfig, ["run_dir=r"]),
+    "predict": (schemas.PredictConfig, ["arch=x.json", "checkpoint=c.pt", "images=i", "out=o"]),
+    "deploy": (schemas.DeployConfig, ["arch=x.json", "out=o.onnx"]),
     "plot": (schemas.PlotConfig, ["run_dir=r"]),
     "report": (schemas.ReportConfig, ["sweep_dir=s"]),
     "grid": (schemas.GridConfig, ["out=o"]),
@@ -166,7 +168,17 @@ def test_group_yaml_agrees_with_its_dataclass():
 
 
 def test_read_only_commands_share_one_hydra_preset():
-    for name in ("info", "bench_infer", "bench_search", "export", "plot", "report", "grid"):
+    for name in (
+        "info",
+        "bench_infer",
+        "bench_search",
+        "export",
+        "predict",
+        "deploy",
+        "plot",
+        "report",
+        "grid",
+    ):
         text = (Path(CONF_DIR) / f"{name}.yaml").read_text()
         assert "- hydra/read_only" in text and "output_subdir" not in text, name
 

@@ -26,6 +26,14 @@ class DeviceChoice(str, Enum):
     cuda = "cuda"
 
 
+class AmpDtype(str, Enum):
+    """What ``trainer.amp=true`` computes in: ``auto`` is float16 on CUDA and full precision on a CPU."""
+
+    auto = "auto"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+
+
 @dataclass
 class InfoConfig:
     """dilnas-info: parameters, MACs, field of view and per-block no-gap slack of an architecture."""
@@ -54,6 +62,9 @@ class BenchInferConfig:
     repeats: int = setting(5, "timed passes (the median is reported)", low=1)
     threads: int | None = setting(None, "torch CPU threads (null: torch's default)", low=1)
     seed: int = setting(0, "seed of the random input and weights", low=0)
+    onnxruntime: bool = setting(
+        True, "add an onnxruntime row (CPU; needs dilnas[deploy], else skipped with a note)"
+    )
     format: OutputFormat = setting(OutputFormat.table, "table or json")
     allow_gaps: bool = setting(False, "accept an architecture that breaks the no-gap rule")
 
@@ -178,7 +189,10 @@ class TrainerConfig:
     checkpoint_every_steps: int = setting(
         0, "save last.pt every N steps (0: at the end of every epoch only)", low=0
     )
-    amp: bool = setting(True, "mixed precision (CUDA only)")
+    amp: bool = setting(True, "mixed precision (autocast), in trainer.amp_dtype")
+    amp_dtype: AmpDtype = setting(
+        AmpDtype.auto, "auto (float16 on CUDA, off on a CPU), float16 or bfloat16 (CPU too)"
+    )
     sync_bn: bool = setting(False, "SyncBatchNorm across DDP processes")
 
 
@@ -264,6 +278,12 @@ class SearchConfig:
     )
     rule: DeriveRule = setting(DeriveRule.argmax, "derivation: argmax, expected or topk")
     topk: int = setting(2, "rule=topk: how many of the most probable rates count", low=1)
+    select_top: int = setting(
+        8,
+        "at the end, score the rule's pick and the next most probable gapless architectures, N in all, on "
+        "the held-out split with the supernet's weights and keep the best (1: the rule's pick)",
+        low=1,
+    )
     method: SearchMethod = setting(SearchMethod.gradient, "gradient (the search) or random (the baseline)")
     random_archs: int = setting(4, "method=random: gapless architectures drawn and trained", low=1)
     random_steps: int | None = setting(
@@ -298,6 +318,73 @@ class ExportConfig:
     )
 
 
+# ---- predictions ---------------------------------------------------------------------------------
+class PaletteName(str, Enum):
+    auto = "auto"  # cityscapes for 19 classes, camvid for 11, else generic
+    cityscapes = "cityscapes"
+    camvid = "camvid"
+    generic = "generic"
+
+
+@dataclass
+class PredictConfig:
+    """dilnas-predict: colour-coded masks and overlays of a trained network's predictions on images."""
+
+    arch: str = setting(doc="architecture: a shipped name (exp48_decoder26) or a .json path")
+    checkpoint: str = setting(doc="weights: a dilnas retraining checkpoint or a released RegSeg one")
+    images: str = setting(doc="a folder (its .png, .jpg, .jpeg files) or a glob ('photos/*.jpg')")
+    out: str = setting(doc="output folder: <stem>_mask.png and <stem>_overlay.png per image")
+    input_size: list[int] | None = setting(
+        None, "[HEIGHT, WIDTH] the network sees (null: the image's); masks keep the image's", low=1, length=2
+    )
+    palette: PaletteName = setting(
+        PaletteName.auto,
+        "auto (19 classes: cityscapes, 11: camvid, else generic), cityscapes, camvid, generic",
+    )
+    alpha: float = setting(0.5, "opacity of the class colours in the overlay", low=0, high=1)
+    mean: list[float] = setting(
+        doc="normalisation mean per channel (the training run's data.mean)",
+        factory=lambda: DataConfig().mean,
+        finite=True,
+        length=3,
+    )
+    std: list[float] = setting(
+        doc="normalisation std per channel (the training run's data.std)",
+        factory=lambda: DataConfig().std,
+        low=0,
+        low_open=True,
+        length=3,
+    )
+    device: DeviceChoice = setting(DeviceChoice.auto, "auto (CUDA if available), cpu or cuda")
+    allow_gaps: bool = setting(False, "accept an architecture that breaks the no-gap rule")
+
+
+# ---- deployment ----------------------------------------------------------------------------------
+class DeployFormat(str, Enum):
+    onnx = "onnx"
+    torchscript = "torchscript"
+
+
+@dataclass
+class DeployConfig:
+    """dilnas-deploy: the deploy-mode network (BatchNorm folded) as an ONNX or TorchScript file, checked."""
+
+    arch: str = setting(doc="architecture: a shipped name (exp48_decoder26) or a .json path")
+    checkpoint: str | None = setting(
+        None, "weights: a dilnas retraining or search checkpoint, or a released RegSeg one (null: random)"
+    )
+    format: DeployFormat = setting(DeployFormat.onnx, "onnx or torchscript")
+    out: str = setting(doc="the file to write (.onnx for onnx, .pt for torchscript)")
+    input_size: list[int] = setting(
+        doc="[HEIGHT, WIDTH] of the check input (the file takes any size)",
+        factory=lambda: [512, 1024],
+        low=1,
+        length=2,
+    )
+    seed: int = setting(0, "seed of the check input (and of the weights without a checkpoint)", low=0)
+    allow_gaps: bool = setting(False, "accept an architecture that breaks the no-gap rule")
+
+
 # ---- plots ---------------------------------------------------------------------------------------
 class PlotFormat(str, Enum):
     png = "png"
@@ -310,9 +397,13 @@ class PlotConfig:
     """dilnas-plot: the evolution of the dilation-rate probabilities of a search run or a sweep."""
 
     run_dir: str = setting(doc="a search run directory (holds arch_history.jsonl) or a sweep directory")
-    out: str | None = setting(None, "a single run: the image file (null: <run>/arch_evolution.<format>)")
+    out: str | None = setting(
+        None,
+        "a single run: the image file, whose suffix (.png, .svg, .pdf) picks the format, or a folder "
+        "(null: <run>/arch_evolution.<format>)",
+    )
     dpi: int = setting(120, "resolution of png images", low=1, high=1000)
-    format: PlotFormat = setting(PlotFormat.png, "png, svg or pdf")
+    format: PlotFormat = setting(PlotFormat.png, "png, svg or pdf, unless out names a file")
 
 
 # ---- sweep report --------------------------------------------------------------------------------
@@ -357,6 +448,8 @@ SCHEMAS: tuple[tuple[str, str | None, type], ...] = (
     ("retrain_schema", None, RetrainConfig),
     ("search_run_schema", None, SearchRunConfig),
     ("export_schema", None, ExportConfig),
+    ("predict_schema", None, PredictConfig),
+    ("deploy_schema", None, DeployConfig),
     ("plot_schema", None, PlotConfig),
     ("report_schema", None, ReportConfig),
     ("grid_schema", None, GridConfig),

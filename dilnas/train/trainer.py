@@ -1,4 +1,4 @@
-"""The retraining loop and evaluation: SGD with warm-up + poly, AMP on CUDA, DDP, checkpoints and resume.
+"""The retraining loop and evaluation: SGD with warm-up + poly, mixed precision, DDP, checkpoints and resume.
 
 A run is exactly reproducible on CPU: the data order and every augmentation are functions of
 (seed, epoch, index) (``dilnas.train.sampling``), and checkpoints hold everything else, so a run killed at any
@@ -7,7 +7,6 @@ point and resumed from its last checkpoint ends with the same weights as an unin
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import signal
@@ -24,6 +23,8 @@ from dilnas.spec.options import LossConfig, OptimConfig, TrainerConfig
 from dilnas.train.distributed import DistInfo, broadcast_buffers
 from dilnas.train.losses import build_loss
 from dilnas.train.metrics import ConfusionMatrix
+from dilnas.train.precision import FULL, Precision, resolve_precision
+from dilnas.train.previews import prediction_panels
 from dilnas.train.run_dir import BEST, LAST, METRICS, RunDir
 from dilnas.train.run_log import RunLogger
 from dilnas.train.sampling import ResumableDistributedSampler, SeededAugmentation, dataset_length
@@ -61,16 +62,20 @@ def eval_loader(dataset: Dataset, batch_size: int, num_workers: int, info: DistI
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, amp: bool = False
+    model: nn.Module,
+    loader: DataLoader,
+    num_classes: int,
+    device: torch.device,
+    precision: Precision = FULL,
 ) -> ConfusionMatrix:
-    """Confusion matrix of argmax predictions over ``loader``, summed over all ranks."""
+    """Confusion matrix of argmax predictions over ``loader`` (forward passes in ``precision``), summed over
+    all ranks."""
     was_training = model.training
     model.eval()
     matrix = ConfusionMatrix(num_classes, device)
-    autocast = torch.autocast(device.type, dtype=torch.float16) if amp else contextlib.nullcontext()
     for images, labels in loader:
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        with autocast:
+        with precision.autocast():
             logits = model(images)
         matrix.update(logits.argmax(1), labels)
     matrix.all_reduce()
@@ -115,6 +120,12 @@ class Trainer:
     checkpoint (the retrained architecture).
     """
 
+    # Where every evaluation shows a few evaluation images beside their ground truth and prediction
+    # (``dilnas.train.previews``); None: not shown (the searches evaluate on held-out training images, and
+    # ``val/`` is only ever the evaluation split).
+    overlay_tag: str | None = "val/overlays"
+    overlay_samples = 4
+
     def __init__(
         self,
         model: nn.Module,
@@ -132,7 +143,7 @@ class Trainer:
         self.config = trainer
         self.class_names = list(data.class_names)
         self.extra_state = extra_state or {}
-        self.amp = trainer.amp and self.device.type == "cuda"
+        self.precision = resolve_precision(trainer.amp, trainer.amp_dtype, self.device)
         self.model = self._wrap(model, trainer.sync_bn, find_unused_parameters)
         self.train_set = SeededAugmentation(data.train_set, self.seed)
         self.sampler = ResumableDistributedSampler(
@@ -147,6 +158,7 @@ class Trainer:
             )
         self.total_steps = trainer.max_steps or trainer.epochs * self.steps_per_epoch
         self.eval_loader = eval_loader(data.eval_set, trainer.eval_batch_size, data.num_workers, self.info)
+        self.eval_set = data.eval_set
         loss = recipe.loss
         self.criterion = build_loss(loss.name.value, loss.bootstrap_threshold, loss.bootstrap_fraction)
         self.optimizer = torch.optim.SGD(
@@ -157,7 +169,7 @@ class Trainer:
         self.scheduler = warmup_poly_scheduler(
             self.optimizer, self.total_steps, optim.warmup_steps, optim.warmup_factor, optim.poly_power
         )
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        self.scaler = self.precision.grad_scaler()
         self.state = TrainState()
         self._clock: tuple[float, float] | None = None  # (wall, cpu) at the last tick of the run's cost
         self.logger = RunLogger(self.run_dir, enabled=self.info.is_main, jsonl=logs)
@@ -219,7 +231,8 @@ class Trainer:
         self.bare_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:  # empty when saved unscaled (full precision or bfloat16)
+            self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         cost = state.get("cost", {})
         self.state = TrainState(
@@ -250,7 +263,7 @@ class Trainer:
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+        with self.precision.autocast():
             loss = self.criterion(self.model(images), labels)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -272,13 +285,28 @@ class Trainer:
         Under DDP every rank evaluates the bare model with rank 0's BatchNorm statistics: a DDP forward is a
         collective (it broadcasts buffers), and ranks may hold unequal numbers of evaluation batches."""
         broadcast_buffers(self.bare_model, self.info)
-        matrix = evaluate(self.bare_model, self.eval_loader, len(self.class_names), self.device, self.amp)
+        matrix = evaluate(
+            self.bare_model, self.eval_loader, len(self.class_names), self.device, self.precision
+        )
         summary = matrix.summary(self.class_names)
         scalars = {"val/miou": summary["miou"], "val/pixel_accuracy": summary["pixel_accuracy"]}
         if "miou_reduced" in summary:
             scalars["val/miou_reduced"] = summary["miou_reduced"]
         scalars |= {f"val/iou/{name}": value for name, value in summary["iou"].items() if value is not None}
         return summary, scalars
+
+    def log_overlays(self) -> None:
+        """The first ``overlay_samples`` evaluation images | ground truth | prediction, as one TensorBoard image
+        under ``overlay_tag`` (rank 0 only: a handful of forward passes of the bare model, in the precision
+        the evaluation uses)."""
+        if self.overlay_tag is None or not self.info.is_main:
+            return
+        with self.precision.autocast():
+            panels = prediction_panels(
+                self.bare_model, self.eval_set, len(self.class_names), self.device, self.overlay_samples
+            )
+        if panels is not None:
+            self.logger.add_image(self.overlay_tag, panels, self.state.step)
 
     def _tick(self) -> None:
         """Add the time since the last tick to the run's cost (kept in the checkpoint)."""
@@ -302,6 +330,7 @@ class Trainer:
             wall_seconds=round(self.state.wall_seconds, 3),
             cpu_seconds=round(self.state.cpu_seconds, 3),
         )
+        self.log_overlays()
         is_best = summary["miou"] > self.state.best_miou
         if is_best:
             self.state.best_miou = summary["miou"]
@@ -327,6 +356,8 @@ class Trainer:
         started, start_step = time.monotonic(), self.state.step
         self._clock = None
         self._tick()
+        if self.precision.enabled:
+            log.info("computing in %s on %s", self.precision, self.device)
         eval_every = self.config.eval_every_epochs * self.steps_per_epoch
         try:
             with StopSignals() as stop:
