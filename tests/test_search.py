@@ -3,6 +3,7 @@ SIGKILL, second order, DDP, and the derived architecture used by dilnas-info and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -456,6 +457,15 @@ def test_gap_probe_is_like_for_like_and_leaves_the_training_state_alone(tmp_path
         matrix.summary(list(train.class_names))["miou"], abs=1e-9
     )
     assert scalars["search/gap"] == pytest.approx(summary["miou_supernet"] - summary["miou"])
+    # At the end (step 3 of 3) the derived network is the best of the shortlist, scored like the rule's pick.
+    selection = summary["selection"]
+    assert len(selection) == 8 and selection[0]["miou"] == scalars["search/miou_rule"]
+    assert summary["miou"] == max(entry["miou"] for entry in selection)
+    assert summary["rates"] == max(selection, key=lambda entry: entry["miou"])["rates"]
+    trainer.search = dataclasses.replace(config, select_top=1)  # the rule's pick alone
+    alone, scalars = trainer.measure()
+    assert "selection" not in alone and "search/miou_rule" not in scalars
+    assert alone["miou"] == selection[0]["miou"] and alone["rates"] == selection[0]["rates"]
 
 
 @pytest.mark.parametrize("setting", ["search.random_archs=0", "search.random_steps=0"])

@@ -280,8 +280,7 @@ class SearchConfig:
     topk: int = setting(2, "rule=topk: how many of the most probable rates count", low=1)
     select_top: int = setting(
         8,
-        "at the end, score the rule's pick and the next most probable gapless architectures, N in all, on "
-        "the held-out split with the supernet's weights and keep the best (1: the rule's pick)",
+        "keep the best on held-out data of the N most probable gapless networks (1: the rule's pick)",
         low=1,
     )
     method: SearchMethod = setting(SearchMethod.gradient, "gradient (the search) or random (the baseline)")
