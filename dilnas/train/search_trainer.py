@@ -203,15 +203,11 @@ class SearchTrainer(Trainer):
 
     # ---- gap probe -------------------------------------------------------------------------------
     def calibration_batches(self) -> list[torch.Tensor]:
-        """Training images that re-estimate BatchNorm statistics for the probe, the same on every rank (so
-        that every rank probes the same networks); none when ``search.gap_bn_batches=0``."""
-        count = self.search.gap_bn_batches * self.config.batch_size
-        calibration = SeededAugmentation(self.train_set.dataset, derive_seed(self.seed, BN_CALIBRATION))
-        indices = range(min(count, len(calibration)))
-        if not indices:
-            return []
-        images = torch.stack([calibration[i][0] for i in indices]).to(self.device)
-        return list(images.split(self.config.batch_size))
+        """The probe's BatchNorm calibration images (``calibration_batches``), the same on every rank (so
+        that every rank probes the same networks)."""
+        return calibration_batches(
+            self.train_set.dataset, self.seed, self.search.gap_bn_batches, self.config.batch_size, self.device
+        )
 
     def probe(self, model: nn.Module, batches: list[torch.Tensor]) -> dict[str, Any]:
         """Held-out summary of ``model`` (a copy: its BatchNorm statistics are re-estimated on ``batches``)."""
@@ -264,6 +260,19 @@ class SearchTrainer(Trainer):
             summary["selection"] = [{"rates": entry["rates"], "miou": entry["miou"]} for entry in scored]
             scalars["search/miou_rule"] = scored[0]["miou"]
         return summary, scalars
+
+
+def calibration_batches(
+    train_set: Dataset, seed: int, num_batches: int, batch_size: int, device: torch.device
+) -> list[torch.Tensor]:
+    """``num_batches`` batches of augmented training images, drawn with the run's ``seed``, that re-estimate
+    BatchNorm statistics before a held-out probe; none when ``num_batches`` is 0 (``search.gap_bn_batches``)."""
+    calibration = SeededAugmentation(train_set, derive_seed(seed, BN_CALIBRATION))
+    indices = range(min(num_batches * batch_size, len(calibration)))
+    if not indices:
+        return []
+    images = torch.stack([calibration[i][0] for i in indices]).to(device)
+    return list(images.split(batch_size))
 
 
 @torch.no_grad()

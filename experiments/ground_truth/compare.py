@@ -1,18 +1,25 @@
 """The comparison table of experiments/ground_truth/README.md: one row per search method.
 
     python experiments/ground_truth/compare.py RUNS_DIR TABLE.csv
+    python experiments/ground_truth/compare.py --selection SELECTION.csv TABLE.csv
 
 RUNS_DIR holds one directory per method (softmax/, random/, ...), each with one run directory per search
 seed; every method directory is summarised with dilnas-report against the ground-truth TABLE.csv (written
 into it: summary.md, summary.json, ...), and the rows printed here are means over the seeds.
+
+With --selection, the runs are those re-scored by rescore.py (SELECTION.csv, one row per shortlisted
+architecture; a run's method is the name of its parent directory): one row per method with the rule's picks
+and the kept ones, and the mean regret and percentile of each against TABLE.csv.
 """
 
 from __future__ import annotations
 
+import csv
 import statistics
 import sys
 from pathlib import Path
 
+from dilnas.analysis.ground_truth import ArchResult, Ranking, rank_pick, read_table
 from dilnas.analysis.sweep_summary import report_sweep
 from dilnas.utils.errors import UserError
 
@@ -37,6 +44,39 @@ def row(method_dir: Path, table: Path) -> str:
     )
 
 
+def ranked(table: dict[str, ArchResult], arch: str) -> Ranking:
+    ranking = rank_pick(table, arch)
+    if ranking is None:
+        raise UserError(f"{arch} is not in the ground-truth table (add it with dilnas-grid include=[...])")
+    return ranking
+
+
+def selection_rows(selection: Path, table_path: Path) -> None:
+    """One row per method of a rescore.py table: the rule's picks and the kept ones against the table."""
+    table = read_table(table_path)
+    picks: dict[str, dict[str, tuple[str, str]]] = {}  # method -> run -> (rule's pick, kept)
+    with selection.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            run = Path(row["run"])
+            rule, kept = picks.setdefault(run.parent.name, {}).get(row["run"], ("", ""))
+            rule = row["arch"] if row["rank"] == "0" else rule
+            kept = row["arch"] if row["kept"] == "1" else kept
+            picks[run.parent.name][row["run"]] = (rule, kept)
+    print(
+        "| method | seeds | rule's picks -> kept | mean regret: rule / kept | kept within 1 | kept percentile |"
+    )
+    print("|---|---|---|---|---|---|")
+    for method, runs in picks.items():
+        rule = [ranked(table, pair[0]) for pair in runs.values()]
+        kept = [ranked(table, pair[1]) for pair in runs.values()]
+        arrows = ", ".join(f"{a} -> {b}" for a, b in runs.values())
+        print(
+            f"| {method} | {len(runs)} | {arrows} | {mean([r.regret for r in rule])} / "
+            f"{mean([r.regret for r in kept])} (per seed {', '.join(f'{r.regret:.2f}' for r in kept)}) | "
+            f"{sum(r.regret <= 1.0 for r in kept)}/{len(kept)} | {mean([r.percentile for r in kept])} |"
+        )
+
+
 def main(runs_dir: Path, table: Path) -> None:
     print(
         "| method | seeds | picks | mean regret | regret <= 1 | mean percentile | agreement | gap | CPU-min |"
@@ -50,4 +90,7 @@ def main(runs_dir: Path, table: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    if sys.argv[1] == "--selection":
+        selection_rows(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -30,11 +30,9 @@ from dilnas.spec.derivation import selected, shortlist
 from dilnas.spec.gapless import rates_key
 from dilnas.spec.options import SearchRunConfig
 from dilnas.spec.space import load_space
-from dilnas.train.sampling import SeededAugmentation
-from dilnas.train.search_trainer import recalibrate_batchnorm
+from dilnas.train.search_trainer import calibration_batches, recalibrate_batchnorm
 from dilnas.train.trainer import evaluate
 from dilnas.utils.checkpoints import load_checkpoint
-from dilnas.utils.seeds import BN_CALIBRATION, derive_seed
 
 COLUMNS = ("run", "rank", "arch", "heldout_miou", "kept")
 
@@ -53,9 +51,9 @@ def rescore(run_dir: Path, top: int) -> list[dict[str, object]]:
     probs = [entry["probs"] for entry in searched["branches"].values()]
     pick = [entry["choice"] for entry in searched["branches"].values()]
     batch_size = config.trainer.batch_size
-    calibration = SeededAugmentation(data.train_set, derive_seed(config.seed, BN_CALIBRATION))
-    count = min(config.search.gap_bn_batches * batch_size, len(calibration))
-    batches = list(torch.stack([calibration[i][0] for i in range(count)]).split(batch_size))
+    batches = calibration_batches(
+        data.train_set, config.seed, config.search.gap_bn_batches, batch_size, torch.device("cpu")
+    )
     loader = DataLoader(data.heldout_eval, batch_size=batch_size)
     scored = []
     for rates in shortlist(space, probs, pick, top):
