@@ -92,11 +92,14 @@ def derive(
     return export.derive_from_run(RunDir(run_dir), rule, topk, Path(checkpoint) if checkpoint else None)
 
 
-def load_model(arch: str | os.PathLike | ArchSpec, checkpoint: str | os.PathLike | None = None) -> RegSeg:
+def load_model(
+    arch: str | os.PathLike | ArchSpec | None, checkpoint: str | os.PathLike | None = None
+) -> RegSeg:
     """The network of ``arch`` (a shipped name, a path, or an ArchSpec) in eval mode, with the weights of
     ``checkpoint`` when given: a dilnas retraining checkpoint, a search's supernet checkpoint (the derived
     network inherits its weights) or a released RegSeg one. The checkpoint's class count wins over the
-    architecture file's (retraining builds the classifier for its data's classes)."""
+    architecture file's (retraining builds the classifier for its data's classes). ``arch=None`` takes the
+    architecture a retraining checkpoint records."""
     return initialize.load_model(arch, checkpoint)
 
 

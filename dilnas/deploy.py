@@ -1,4 +1,4 @@
-"""``dilnas-deploy arch=... [checkpoint=...] [format=onnx|torchscript] [input_size=[H,W]] out=FILE``: the
+"""``dilnas-deploy [arch=...] [checkpoint=...] [format=onnx|torchscript] [input_size=[H,W]] out=FILE``: the
 deploy-mode network (every BatchNorm folded into its convolution, eval mode) as an ONNX or TorchScript file.
 
 The file is written atomically, and only once it has been loaded back (onnxruntime, or torch.jit.load) and has
@@ -60,8 +60,7 @@ def run(cfg: DictConfig) -> None:
 
 
 EXAMPLES = (
-    "dilnas-deploy arch=runs/retrain/DATE/arch.json checkpoint=runs/retrain/DATE/checkpoints/best.pt "
-    "out=regseg.onnx",
+    "dilnas-deploy checkpoint=runs/retrain/DATE/checkpoints/best.pt out=regseg.onnx",
     "dilnas-deploy arch=exp48_decoder26 checkpoint=regseg_exp48.pth format=torchscript "
     "input_size=[1024,2048] out=exp48.pt",
 )

@@ -1,4 +1,4 @@
-"""``dilnas-predict arch=... checkpoint=... images=DIR_OR_GLOB out=DIR``: what a trained network sees, per image a
+"""``dilnas-predict [arch=...] checkpoint=... images=DIR_OR_GLOB out=DIR``: what a trained network sees, per image a
 colour-coded mask (``<stem>_mask.png``) and an overlay on the image (``<stem>_overlay.png``) in ``out``.
 
 The palette follows the network's class count (Cityscapes' colours for 19 classes, CamVid's for 11, distinct
@@ -57,8 +57,7 @@ def run(cfg: DictConfig) -> None:
 
 
 EXAMPLES = (
-    "dilnas-predict arch=runs/retrain/DATE/arch.json checkpoint=runs/retrain/DATE/checkpoints/best.pt "
-    "images=photos/ out=predictions/",
+    "dilnas-predict checkpoint=runs/retrain/DATE/checkpoints/best.pt images=photos/ out=predictions/",
     "dilnas-predict arch=exp48_decoder26 checkpoint=regseg_exp48.pth 'images=frames/*.jpg' out=masks "
     "input_size=[1024,2048] alpha=0.6 device=cuda",
 )

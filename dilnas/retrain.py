@@ -6,7 +6,6 @@ Also ``torchrun --nproc_per_node=N -m dilnas.retrain ...`` for DDP (one process 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from dilnas.cli import hydra_command, typed_config
 from dilnas.data.dataset import LabelledDataset
 from dilnas.data.factory import build_dataset, train_input_size
-from dilnas.models.initialize import initialize_from, load_dilnas_weights
+from dilnas.models.initialize import arch_entry, initialize_from, load_dilnas_weights
 from dilnas.models.memory import check_memory
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import ArchSpec, load_arch, save_arch
@@ -111,7 +110,7 @@ def train(
         data,
         setup,
         Recipe(config.trainer, config.optim, config.loss),
-        extra_state={"arch": json.dumps(spec.to_dict(), sort_keys=True)},
+        extra_state=arch_entry(spec),
     )
     # The trainer checks its settings without touching the disk; only then is the run directory written.
     setup.run_dir.start(

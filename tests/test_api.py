@@ -52,6 +52,8 @@ def test_api_search_twice_derive_retrain_and_load(tmp_path, capsys):
         )
         assert trained.checkpoint == tmp_path / f"r{attempt}" / "checkpoints" / "best.pt"
         assert trained.checkpoint.is_file() and 0.0 <= trained.miou <= 100.0
+    recorded = api.load_model(None, trained.checkpoint)  # the checkpoint records its architecture
+    assert recorded.spec.to_dict() == api.load_model(first.arch_path, trained.checkpoint).spec.to_dict()
     assert_no_global_state()
     evaluated = api.retrain(
         f"arch={first.arch_path}",

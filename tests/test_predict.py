@@ -24,7 +24,7 @@ from dilnas.data.palettes import (
     palette_for,
 )
 from dilnas.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from dilnas.models.initialize import load_model
+from dilnas.models.initialize import arch_entry, load_model
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import load_arch
 from dilnas.utils.checkpoints import save_checkpoint
@@ -41,7 +41,8 @@ def tiny_checkpoint(path: Path, num_classes: int) -> Path:
     torch.manual_seed(0)
     model = RegSeg(load_arch(TINY).with_num_classes(num_classes))
     randomise_batchnorm(model)
-    save_checkpoint(path, {"format": "dilnas.checkpoint", "model": model.state_dict(), "step": 0})
+    state = {"format": "dilnas.checkpoint", "model": model.state_dict(), "step": 0, **arch_entry(model.spec)}
+    save_checkpoint(path, state)
     return path
 
 
@@ -138,8 +139,7 @@ def test_predict_command_writes_masks_and_overlays(tmp_path):
         [
             sys.executable,
             "-m",
-            "dilnas.predict",
-            f"arch={TINY}",
+            "dilnas.predict",  # no arch=: the retraining checkpoint records it
             f"checkpoint={checkpoint}",
             f"images={folder}",
             f"out={out}",
@@ -173,6 +173,22 @@ def test_predict_command_writes_masks_and_overlays(tmp_path):
         assert len(np.unique(expected)) > 1  # a mask of one class would prove little
         assert np.array_equal(ids[margin > 1e-4], expected[margin > 1e-4])
         assert (margin > 1e-4).mean() > 0.99
+
+
+def test_the_architecture_comes_from_the_checkpoint_only_where_it_records_one(tmp_path):
+    recorded = load_model(None, tiny_checkpoint(tmp_path / "tiny.pt", 3))
+    assert recorded.spec == load_arch(TINY).with_num_classes(3)
+    model = RegSeg(load_arch(TINY))
+    save_checkpoint(tmp_path / "bare.pt", {"model": model.state_dict()})
+    with pytest.raises(UserError, match=r"bare\.pt: records no architecture .* give arch="):
+        load_model(None, tmp_path / "bare.pt")
+    with pytest.raises(UserError, match="no architecture: give arch="):
+        load_model(None)
+    broken = {"model": model.state_dict(), **arch_entry(model.spec)}
+    broken["arch"] = broken["arch"].replace('"stride"', '"strides"')
+    save_checkpoint(tmp_path / "broken.pt", broken)
+    with pytest.raises(UserError, match=r"broken\.pt \(its recorded architecture\)"):
+        load_model(None, tmp_path / "broken.pt")
 
 
 def test_predict_glob_matching_nothing_is_one_line(tmp_path):

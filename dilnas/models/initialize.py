@@ -7,8 +7,10 @@ weights on CamVid; any other mismatch is an error that lists the keys.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -22,12 +24,19 @@ from dilnas.utils.checkpoints import load_checkpoint
 from dilnas.utils.errors import UserError
 
 CLASSIFIER_PREFIX = "decoder.classifier."  # the same name in both layouts
+ARCH_ENTRY = "arch"  # a retraining checkpoint's architecture (JSON text)
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def arch_entry(spec: ArchSpec) -> dict[str, str]:
+    """The checkpoint entry that records ``spec``, so that the checkpoint alone rebuilds its network."""
+    return {ARCH_ENTRY: json.dumps(spec.to_dict(), sort_keys=True)}
+
+
+def read_state_dict(path: str | os.PathLike, obj: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file (a state dict, or a dict with a ``model`` entry), loaded with
-    ``weights_only=True``, without the ``module.`` prefix DataParallel/DDP leave."""
-    obj = load_checkpoint(path)
+    ``weights_only=True`` unless ``obj`` is the file already loaded, without the ``module.`` prefix
+    DataParallel/DDP leave."""
+    obj = load_checkpoint(path) if obj is None else obj
     state = obj["model"] if isinstance(obj.get("model"), Mapping) else obj
     state = {key.removeprefix("module."): value for key, value in state.items()}
     if not all(isinstance(value, torch.Tensor) for value in state.values()):
@@ -66,22 +75,54 @@ def load_state(model: RegSeg, state: dict[str, torch.Tensor], source: str) -> li
 
 
 def load_model(
-    arch: str | os.PathLike | ArchSpec, checkpoint: str | os.PathLike | None = None, allow_gaps: bool = False
+    arch: str | os.PathLike | ArchSpec | None,
+    checkpoint: str | os.PathLike | None = None,
+    allow_gaps: bool = False,
 ) -> RegSeg:
     """The network of ``arch`` (a shipped name, a path, or an ArchSpec) on the CPU in eval mode, with the
     weights of ``checkpoint`` when given: a dilnas retraining checkpoint, a search's supernet checkpoint (the
     derived network inherits its weights) or a released RegSeg one. The checkpoint's class count wins over
-    the architecture file's (retraining builds the classifier for its data's classes)."""
-    spec = arch if isinstance(arch, ArchSpec) else load_arch(arch, allow_gaps=allow_gaps)
+    the architecture file's (retraining builds the classifier for its data's classes). ``arch=None`` takes
+    the architecture a dilnas retraining checkpoint records."""
+    obj = None if checkpoint is None else load_checkpoint(checkpoint)
+    if isinstance(arch, ArchSpec):
+        spec = arch
+    elif arch is not None:
+        spec = load_arch(arch, allow_gaps=allow_gaps)
+    else:
+        spec = recorded_arch(checkpoint, obj, allow_gaps)
     check_memory(lambda: RegSeg(spec), None, torch.device("cpu"), spec.name)
     model = RegSeg(spec)
     if checkpoint is not None:
-        state = read_state_dict(checkpoint)
+        state = read_state_dict(checkpoint, obj)
         num_classes = state_num_classes(state)
         if num_classes is not None and num_classes != spec.num_classes:
             model = RegSeg(spec.with_num_classes(num_classes))
         load_state(model, state, str(checkpoint))
     return model.eval()
+
+
+def recorded_arch(
+    checkpoint: str | os.PathLike | None, obj: Mapping[str, Any] | None, allow_gaps: bool = False
+) -> ArchSpec:
+    """The architecture a dilnas retraining checkpoint records (its ``arch`` entry, JSON); a one-line error
+    for any other checkpoint, or none."""
+    if checkpoint is None or obj is None:
+        raise UserError(
+            "no architecture: give arch= (a shipped name or a .json path) or a retraining checkpoint="
+        )
+    text = obj.get(ARCH_ENTRY)
+    if not isinstance(text, str):
+        raise UserError(
+            f"{checkpoint}: records no architecture (not a dilnas retraining checkpoint); give arch= "
+            "(a shipped name or a .json path)"
+        )
+    source = f"{checkpoint} (its recorded architecture)"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{source}: not JSON: {error}") from None
+    return ArchSpec.from_dict(data, source=source, allow_gaps=allow_gaps)
 
 
 def load_dilnas_weights(model: RegSeg, path: str | os.PathLike) -> None:

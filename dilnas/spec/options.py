@@ -329,7 +329,9 @@ class PaletteName(str, Enum):
 class PredictConfig:
     """dilnas-predict: colour-coded masks and overlays of a trained network's predictions on images."""
 
-    arch: str = setting(doc="architecture: a shipped name (exp48_decoder26) or a .json path")
+    arch: str | None = setting(
+        None, "architecture: a shipped name or a .json path (null: the one a retraining checkpoint records)"
+    )
     checkpoint: str = setting(doc="weights: a dilnas retraining checkpoint or a released RegSeg one")
     images: str = setting(doc="a folder (its .png, .jpg, .jpeg files) or a glob ('photos/*.jpg')")
     out: str = setting(doc="output folder: <stem>_mask.png and <stem>_overlay.png per image")
@@ -368,7 +370,9 @@ class DeployFormat(str, Enum):
 class DeployConfig:
     """dilnas-deploy: the deploy-mode network (BatchNorm folded) as an ONNX or TorchScript file, checked."""
 
-    arch: str = setting(doc="architecture: a shipped name (exp48_decoder26) or a .json path")
+    arch: str | None = setting(
+        None, "architecture: a shipped name or a .json path (null: the one a retraining checkpoint records)"
+    )
     checkpoint: str | None = setting(
         None, "weights: a dilnas retraining or search checkpoint, or a released RegSeg one (null: random)"
     )
