@@ -169,5 +169,6 @@ def test_compare_ranks_the_rule_and_the_kept_picks(tmp_path):
     )
     # best 2-4 at 89.0; 1-1 at 71.0 (regret 18), 1-3 at 80.5 (8.5): rule 13.25, kept (0 and 8.5) 4.25
     assert (
-        "| softmax | 2 | 1-1 -> 2-4, 1-3 -> 1-3 | 13.25 / 4.25 (per seed 0.00, 8.50) | 1/2 |" in result.stdout
+        "| softmax | 2 | 1-1 -> 2-4, 1-3 -> 1-3 | 13.25 / 4.25 (per seed 0.00, 8.50) | 1/2 | 83.33 | 0.50 |"
+        in result.stdout
     )

@@ -286,7 +286,10 @@ class SearchConfig:
     method: SearchMethod = setting(SearchMethod.gradient, "gradient (the search) or random (the baseline)")
     random_archs: int = setting(4, "method=random: gapless architectures drawn and trained", low=1)
     random_steps: int | None = setting(
-        None, "method=random: steps per architecture (null: equal compute)", low=1
+        None,
+        "method=random: steps per architecture (null: the gradient search's training compute, 2 x its steps / "
+        "random_archs; its held-out selection, 15-20% more on the synthetic spaces, not counted)",
+        low=1,
     )
 
 

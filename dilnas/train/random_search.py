@@ -46,8 +46,10 @@ class Candidate:
 
 
 def steps_per_candidate(search: SearchConfig, recipe: Recipe, steps_per_epoch: int) -> int:
-    """Each candidate's training steps: ``search.random_steps``, or the compute of a gradient search with
-    this recipe (2 fixed-network steps per search step) shared among the candidates."""
+    """Each candidate's training steps: ``search.random_steps``, or the training compute of a gradient search
+    with this recipe (2 fixed-network steps per search step) shared among the candidates. The gradient
+    search's held-out selection (``search.select_top``) is not counted: for random search at exactly equal
+    compute, give ``random_steps`` (experiments/ground_truth/README.md matches the measured CPU time)."""
     if search.random_steps is not None:
         return search.random_steps
     total = recipe.trainer.max_steps or recipe.trainer.epochs * steps_per_epoch

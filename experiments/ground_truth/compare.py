@@ -51,6 +51,13 @@ def ranked(table: dict[str, ArchResult], arch: str) -> Ranking:
     return ranking
 
 
+def agreement(picks: list[str]) -> float:
+    """Per branch, the share of the picks that chose its most chosen rate, averaged over the branches (as
+    dilnas-report's agreement)."""
+    columns = list(zip(*(pick.split("-") for pick in picks), strict=True))
+    return statistics.fmean(max(column.count(rate) for rate in column) / len(column) for column in columns)
+
+
 def selection_rows(selection: Path, table_path: Path) -> None:
     """One row per method of a rescore.py table: the rule's picks and the kept ones against the table."""
     table = read_table(table_path)
@@ -63,9 +70,10 @@ def selection_rows(selection: Path, table_path: Path) -> None:
             kept = row["arch"] if row["kept"] == "1" else kept
             picks[run.parent.name][row["run"]] = (rule, kept)
     print(
-        "| method | seeds | rule's picks -> kept | mean regret: rule / kept | kept within 1 | kept percentile |"
+        "| method | seeds | rule's picks -> kept | mean regret: rule / kept | kept within 1 | kept percentile "
+        "| kept agreement |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for method, runs in picks.items():
         rule = [ranked(table, pair[0]) for pair in runs.values()]
         kept = [ranked(table, pair[1]) for pair in runs.values()]
@@ -73,7 +81,8 @@ def selection_rows(selection: Path, table_path: Path) -> None:
         print(
             f"| {method} | {len(runs)} | {arrows} | {mean([r.regret for r in rule])} / "
             f"{mean([r.regret for r in kept])} (per seed {', '.join(f'{r.regret:.2f}' for r in kept)}) | "
-            f"{sum(r.regret <= 1.0 for r in kept)}/{len(kept)} | {mean([r.percentile for r in kept])} |"
+            f"{sum(r.regret <= 1.0 for r in kept)}/{len(kept)} | {mean([r.percentile for r in kept])} | "
+            f"{agreement([pair[1] for pair in runs.values()]):.2f} |"
         )
 
 
