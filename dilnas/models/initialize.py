@@ -84,13 +84,10 @@ def load_model(
     derived network inherits its weights) or a released RegSeg one. The checkpoint's class count wins over
     the architecture file's (retraining builds the classifier for its data's classes). ``arch=None`` takes
     the architecture a dilnas retraining checkpoint records."""
+    given = arch if isinstance(arch, ArchSpec) or arch is None else load_arch(arch, allow_gaps=allow_gaps)
+    # Read once: the recorded architecture and the weights come from the same file.
     obj = None if checkpoint is None else load_checkpoint(checkpoint)
-    if isinstance(arch, ArchSpec):
-        spec = arch
-    elif arch is not None:
-        spec = load_arch(arch, allow_gaps=allow_gaps)
-    else:
-        spec = recorded_arch(checkpoint, obj, allow_gaps)
+    spec = given if given is not None else recorded_arch(obj, checkpoint, allow_gaps)
     check_memory(lambda: RegSeg(spec), None, torch.device("cpu"), spec.name)
     model = RegSeg(spec)
     if checkpoint is not None:
@@ -103,11 +100,11 @@ def load_model(
 
 
 def recorded_arch(
-    checkpoint: str | os.PathLike | None, obj: Mapping[str, Any] | None, allow_gaps: bool = False
+    obj: Mapping[str, Any] | None, checkpoint: str | os.PathLike | None, allow_gaps: bool = False
 ) -> ArchSpec:
-    """The architecture a dilnas retraining checkpoint records (its ``arch`` entry, JSON); a one-line error
-    for any other checkpoint, or none."""
-    if checkpoint is None or obj is None:
+    """The architecture a dilnas retraining checkpoint records (``obj``, the file ``checkpoint`` loaded: its
+    ``arch`` entry, JSON); a one-line error for any other checkpoint, or none."""
+    if obj is None:
         raise UserError(
             "no architecture: give arch= (a shipped name or a .json path) or a retraining checkpoint="
         )

@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 from dilnas.analysis.ground_truth import ArchResult, Ranking, rank_pick, read_table
-from dilnas.analysis.sweep_summary import report_sweep
+from dilnas.analysis.sweep_summary import Agreement, report_sweep
+from dilnas.spec.gapless import parse_rates_key
 from dilnas.utils.errors import UserError
 
 
@@ -52,10 +53,13 @@ def ranked(table: dict[str, ArchResult], arch: str) -> Ranking:
 
 
 def agreement(picks: list[str]) -> float:
-    """Per branch, the share of the picks that chose its most chosen rate, averaged over the branches (as
-    dilnas-report's agreement)."""
-    columns = list(zip(*(pick.split("-") for pick in picks), strict=True))
-    return statistics.fmean(max(column.count(rate) for rate in column) / len(column) for column in columns)
+    """dilnas-report's agreement of ``picks`` (rates keys): per branch the share of the most chosen rate,
+    averaged over the branches."""
+    votes = []
+    for index, column in enumerate(zip(*map(parse_rates_key, picks), strict=True)):
+        rates = tuple(sorted(set(column)))
+        votes.append(Agreement(str(index), rates, tuple(column.count(rate) for rate in rates)))
+    return statistics.fmean(vote.share for vote in votes)
 
 
 def selection_rows(selection: Path, table_path: Path) -> None:
@@ -99,7 +103,15 @@ def main(runs_dir: Path, table: Path) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--selection":
-        selection_rows(Path(sys.argv[2]), Path(sys.argv[3]))
-    else:
-        main(Path(sys.argv[1]), Path(sys.argv[2]))
+    args = sys.argv[1:]
+    if len(args) not in (2, 3) or (len(args) == 3) != (args[0] == "--selection"):
+        sys.exit(f"usage: {__doc__.splitlines()[2].strip()}\n       {__doc__.splitlines()[3].strip()}")
+    try:
+        if args[0] == "--selection":
+            selection_rows(Path(args[1]), Path(args[2]))
+        else:
+            main(Path(args[0]), Path(args[1]))
+    except UserError as error:
+        sys.exit(f"compare.py: {error}")
+    except OSError as error:  # a selection table that cannot be read
+        sys.exit(f"compare.py: {error.filename}: {error.strerror}")
