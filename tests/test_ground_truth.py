@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from dilnas.analysis.ground_truth import rank_pick, rates_in_space, read_table, table_cost
 from dilnas.analysis.sweep_summary import report_sweep
 from dilnas.spec.space import load_space
 from dilnas.utils.errors import UserError
+from dilnas.utils.machine import cpu_model
 from tests.test_report import make_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,6 +123,9 @@ def test_grid_retrains_resumes_and_collects(tmp_path):
         (entry["arch"], seed) for entry in manifest["archs"] for seed in ("0", "1")
     ]
     assert all(row["steps"] == "2" and float(row["cpu_seconds"]) > 0 for row in rows)
+    # Every row says what it ran on (ENV sets one thread) and that it ran straight through.
+    assert all(row["threads"] == "1" and row["resumes"] == "0" for row in rows)
+    assert all(row["torch_version"] == torch.__version__ and row["cpu_model"] == cpu_model() for row in rows)
     assert all(row["run"] == f"runs/synthetic_tiny-{row['arch']}/seed{row['seed']}" for row in rows)
     again = grid(out, "seeds=[0,1]", "stage=collect")
     assert again.returncode == 0 and "4 finished runs" in again.stdout

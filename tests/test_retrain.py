@@ -151,6 +151,10 @@ def test_sigkill_then_resume_ends_with_the_same_weights(tmp_path):
     for key in expected:
         assert torch.equal(expected[key], actual[key]), key
     assert [r["step"] for r in records(run_dir, "train")] == list(range(1, 29))  # no step logged twice
+    # The stopped and continued run evaluates exactly as the straight one, and says it was resumed once.
+    straight, continued = records(tmp_path / "reference", "eval")[-1], records(run_dir, "eval")[-1]
+    assert continued["val/miou"] == straight["val/miou"]
+    assert (straight["resumes"], continued["resumes"]) == (0, 1)
 
 
 @pytest.mark.slow

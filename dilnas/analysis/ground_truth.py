@@ -34,7 +34,21 @@ MANIFEST = "grid.json"
 TABLE = "ground_truth.csv"
 ARCH_DIR = "archs"
 RUNS_DIR = "runs"
-COLUMNS = ("arch", "seed", "miou", "steps", "field_of_view", "cpu_seconds", "wall_seconds", "run")
+# resumes, cpu_model, torch_version and threads: what the run recorded (empty in tables older than them)
+COLUMNS = (
+    "arch",
+    "seed",
+    "miou",
+    "steps",
+    "field_of_view",
+    "cpu_seconds",
+    "wall_seconds",
+    "resumes",
+    "cpu_model",
+    "torch_version",
+    "threads",
+    "run",
+)
 
 
 def rates_in_space(space: SearchSpace, path: Path) -> tuple[int, ...]:
@@ -132,6 +146,10 @@ class GridRow:
     cpu_seconds: float | None
     wall_seconds: float | None
     run: str
+    resumes: int | None = None  # times the run was continued from a checkpoint
+    cpu_model: str | None = None
+    torch_version: str | None = None
+    threads: int | None = None
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any]:
@@ -176,6 +194,10 @@ def _read_rows(path: Path) -> list[GridRow]:
                     cpu_seconds=float(row["cpu_seconds"]) if row.get("cpu_seconds") else None,
                     wall_seconds=float(row["wall_seconds"]) if row.get("wall_seconds") else None,
                     run=row["run"],
+                    resumes=_optional_int(row.get("resumes")),
+                    cpu_model=row.get("cpu_model") or None,
+                    torch_version=row.get("torch_version") or None,
+                    threads=_optional_int(row.get("threads")),
                 )
             )
         except (KeyError, TypeError, ValueError):
@@ -204,9 +226,17 @@ def _collect_runs(out_dir: Path, branches: list[tuple[int, int]]) -> list[GridRo
                 cpu_seconds=final.get("cpu_seconds"),
                 wall_seconds=final.get("wall_seconds"),
                 run=run.relative_to(out_dir).as_posix(),
+                resumes=final.get("resumes"),
+                cpu_model=final.get("cpu_model"),
+                torch_version=final.get("torch_version"),
+                threads=final.get("threads"),
             )
         )
     return rows
+
+
+def _optional_int(text: str | None) -> int | None:
+    return int(text) if text else None
 
 
 def _final_eval(path: Path) -> dict[str, Any] | None:

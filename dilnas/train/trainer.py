@@ -32,6 +32,7 @@ from dilnas.train.schedule import parameter_groups, warmup_poly_scheduler
 from dilnas.train.signals import StopSignals
 from dilnas.utils.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dilnas.utils.errors import UserError
+from dilnas.utils.machine import machine_record
 
 log = logging.getLogger("dilnas")
 
@@ -47,6 +48,7 @@ class TrainState:
     last_eval: dict[str, Any] | None = None  # the latest evaluation summary (what a finished run returns)
     wall_seconds: float = 0.0  # training time so far, over every resume (the cost of the run)
     cpu_seconds: float = 0.0  # CPU time of this process so far (all its threads), over every resume
+    resumes: int = 0  # how many times the run was continued from a checkpoint
 
 
 def eval_loader(dataset: Dataset, batch_size: int, num_workers: int, info: DistInfo) -> DataLoader:
@@ -213,6 +215,7 @@ class Trainer:
             "best_miou": self.state.best_miou,
             "last_eval": self.state.last_eval,
             "cost": {"wall_seconds": self.state.wall_seconds, "cpu_seconds": self.state.cpu_seconds},
+            "resumes": self.state.resumes,
             **self.extra_state,
         }
 
@@ -241,6 +244,7 @@ class Trainer:
             state.get("last_eval"),
             float(cost.get("wall_seconds", 0.0)),
             float(cost.get("cpu_seconds", 0.0)),
+            int(state.get("resumes", 0)) + 1,
         )
         self.load_extra_state(state)
         self.logger.rewind(self.state.step)
@@ -329,6 +333,8 @@ class Trainer:
             final=self.state.step >= self.total_steps,  # the run's last evaluation: it has finished
             wall_seconds=round(self.state.wall_seconds, 3),
             cpu_seconds=round(self.state.cpu_seconds, 3),
+            resumes=self.state.resumes,
+            **machine_record(),
         )
         self.log_overlays()
         is_best = summary["miou"] > self.state.best_miou
