@@ -52,10 +52,30 @@ def test_data_configs_compose(data):
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_presets_compose(experiment):
-    cfg = compose(
-        config_name="retrain", overrides=["arch=x.json", "data.root=/data", f"+experiment={experiment}"]
+    # A search preset (named *_search) is for dilnas-search; every other one for dilnas-retrain.
+    name, schema = (
+        ("search", schemas.SearchRunConfig)
+        if experiment.endswith("_search")
+        else ("retrain", schemas.RetrainConfig)
     )
-    assert isinstance(typed_config(cfg, schemas.RetrainConfig), schemas.RetrainConfig)
+    cfg = compose(
+        config_name=name, overrides=[*PRIMARY[name][1], "data.root=/data", f"+experiment={experiment}"]
+    )
+    assert isinstance(typed_config(cfg, schema), schema)
+
+
+def test_camvid_lite_presets_search_and_retrain_alike():
+    overrides = ["data.root=/data", "+experiment=camvid_lite"]
+    retrain = typed_config(compose("retrain", ["arch=x.json", *overrides]), schemas.RetrainConfig)
+    search = typed_config(
+        compose("search", [*overrides[:1], "+experiment=camvid_lite_search"]), schemas.SearchRunConfig
+    )
+    assert search.search.space == "camvid_lite" and search.data == retrain.data
+    assert (retrain.data.train_split, retrain.data.eval_split, retrain.data.crop_size) == (
+        "train",
+        "val",
+        [192, 256],
+    )
 
 
 def test_paper_recipe_defaults():
