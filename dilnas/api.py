@@ -7,8 +7,9 @@
     trained = api.retrain(f"arch={found.arch_path}", run_dir="runs/nb/retrain")
     model = api.load_model(found.arch_path, trained.checkpoint)          # eval mode, ready for inference
 
-Each function can be called any number of times in one process: Hydra's global state is set up for the call
-and cleared after it. Bad input raises ``dilnas.errors.UserError`` (nothing is printed, nothing exits) and
+Each function can be called any number of times in one process: the overrides are composed with the
+commands' configs (``conf/``), then the library's runs (``dilnas.train.search_run``, ``retrain_run``,
+``derive_run``) are called directly; no command module is imported and no Hydra job state is set. Bad input raises ``dilnas.errors.UserError`` (nothing is printed, nothing exits) and
 leaves no run directory behind. Progress goes to stderr and to ``<run_dir>/<command>.log`` through the
 ``dilnas`` logger only; the root logger is left alone.
 """
@@ -23,29 +24,33 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from dilnas import export
-from dilnas import retrain as retrain_command
-from dilnas import search as search_command
-from dilnas.cli import discard_unused_run_dir, one_line_hydra_error, register_resolvers, register_schemas
+from dilnas.cli import one_line_hydra_error, register_resolvers, register_schemas, typed_config
 from dilnas.models import initialize
 from dilnas.models.regseg import RegSeg
-from dilnas.spec.arch import ArchSpec, load_arch
+from dilnas.spec.arch import ArchSpec
+from dilnas.spec.options import DeriveRule, RetrainConfig, SearchRunConfig
 from dilnas.spec.shipped import CONF_DIR
-from dilnas.train.run_dir import RunDir
+from dilnas.train.derive_run import derive_from_run
+from dilnas.train.distributed import run_distributed
+from dilnas.train.retrain_run import run_retrain
+from dilnas.train.run_dir import RunDir, RunRecord
+from dilnas.train.search_run import run_search
+from dilnas.train.trainer import TrainSetup
 from dilnas.utils.errors import UserError, one_line, os_reason
+from dilnas.utils.files import remove_unused_dir
 
 __all__ = ["RetrainResult", "SearchResult", "UserError", "derive", "load_model", "retrain", "search"]
 
 log = logging.getLogger("dilnas")
+T = TypeVar("T")
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as the commands log
 
 
@@ -67,16 +72,31 @@ class RetrainResult:
 def search(*overrides: str, run_dir: str | os.PathLike | None = None) -> SearchResult:
     """``dilnas-search OVERRIDES... hydra.run.dir=RUN_DIR``; ``run_dir`` defaults to the command's
     (``runs/search/<time>``, relative to the working directory)."""
-    path, miou, _ = _run_command("search", search_command.run, overrides, run_dir)
-    arch_path = RunDir(path).arch
-    return SearchResult(path, arch_path, load_arch(arch_path), miou)
+    config, record, path = _prepare("search", SearchRunConfig, overrides, run_dir)
+    found = _in_run_dir(
+        path,
+        "search",
+        lambda: run_distributed(
+            config.device,
+            lambda device, info: run_search(
+                config, TrainSetup(RunDir(path), device, config.seed, info), record
+            ),
+        ),
+    )
+    return SearchResult(path, RunDir(path).arch, found.arch, found.miou)
 
 
 def retrain(*overrides: str, run_dir: str | os.PathLike | None = None) -> RetrainResult:
     """``dilnas-retrain OVERRIDES... hydra.run.dir=RUN_DIR`` (``arch=`` is required, as on the command line)."""
-    path, miou, cfg = _run_command("retrain", retrain_command.run, overrides, run_dir)
-    evaluated = cfg.checkpoint if cfg.eval_only else None
-    return RetrainResult(path, Path(evaluated) if evaluated else RunDir(path).best, miou)
+    config, record, path = _prepare("retrain", RetrainConfig, overrides, run_dir)
+    outcome = _in_run_dir(
+        path,
+        "retrain",
+        lambda: run_distributed(
+            config.device, lambda device, info: run_retrain(config, device, info, RunDir(path), record)
+        ),
+    )
+    return RetrainResult(path, outcome.checkpoint, float(outcome.miou))
 
 
 def derive(
@@ -89,7 +109,11 @@ def derive(
     ``expected`` or ``topk``, with ``topk`` rates; default: the run's own ``topk``), with the held-out selection
     recorded with the checkpoint where the rule picks what the search did; nothing is written (``dilnas-export``
     writes it)."""
-    return export.derive_from_run(RunDir(run_dir), rule, topk, Path(checkpoint) if checkpoint else None)
+    try:
+        chosen = DeriveRule(rule)
+    except ValueError:
+        raise UserError(f"rule={rule!r}: expected one of {', '.join(r.value for r in DeriveRule)}") from None
+    return derive_from_run(RunDir(run_dir), chosen, topk, Path(checkpoint) if checkpoint else None)
 
 
 def load_model(
@@ -103,43 +127,38 @@ def load_model(
     return initialize.load_model(arch, checkpoint)
 
 
-# ---- running a command in-process ----------------------------------------------------------------
-def _run_command(
-    name: str,
-    task: Callable[[DictConfig], Any],
-    overrides: tuple[str, ...],
-    run_dir: str | os.PathLike | None,
-) -> tuple[Path, float, DictConfig]:
-    """Compose ``conf/<name>.yaml`` with ``overrides`` as Hydra's command line would, run ``task`` in
-    ``run_dir`` with the Hydra state the commands read, and clear that state again. Returns the run
-    directory, what ``task`` returned and the composed config."""
+# ---- running a library run in-process ------------------------------------------------------------
+def _prepare(
+    name: str, schema: type[T], overrides: tuple[str, ...], run_dir: str | os.PathLike | None
+) -> tuple[T, RunRecord, Path]:
+    """Compose ``conf/<name>.yaml`` with ``overrides`` as Hydra's command line would and type it: the config,
+    what the run directory records about the call, and the run directory (``run_dir`` or the command's)."""
     if not all(isinstance(item, str) for item in overrides):
         raise UserError(f"overrides must be strings such as 'seed=1', got {overrides!r}")
     cfg = _compose(name, list(overrides))
     path = Path(run_dir if run_dir is not None else cfg.hydra.run.dir).absolute()
-    with open_dict(cfg):
-        cfg.hydra.run.dir = str(path)
-        cfg.hydra.runtime.output_dir = str(path)
     task_cfg = copy.deepcopy(cfg)
     with open_dict(task_cfg):
         del task_cfg["hydra"]
-    HydraConfig.instance().set_config(cfg)
+    config = typed_config(task_cfg, schema)
+    return config, RunRecord(OmegaConf.to_yaml(task_cfg), list(overrides)), path
+
+
+def _in_run_dir(path: Path, name: str, body: Callable[[], T]) -> T:
+    """``body()`` with the run directory made and the ``dilnas`` logger writing to ``<path>/<name>.log``; a
+    run directory that bad input left empty (but for that log) is removed again."""
     try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # the same line as the commands print
+        raise UserError(f"run_dir={path}: {os_reason(error)}") from None
+    with _job_logging(path / f"{name}.log"):
         try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as error:  # the same line as the commands print
-            raise UserError(f"run_dir={path}: {os_reason(error)}") from None
-        with _job_logging(path / f"{name}.log"):
-            try:
-                result = task(task_cfg)
-            except UserError as error:
-                discard_unused_run_dir()
-                if one_line(error) != str(error):  # raised in a data loader worker: its message alone
-                    raise UserError(one_line(error)) from None
-                raise
-    finally:
-        HydraConfig.instance().cfg = None  # type: ignore[assignment]
-    return path, float(result), task_cfg
+            return body()
+        except UserError as error:
+            remove_unused_dir(path, {f"{name}.log"})
+            if one_line(error) != str(error):  # raised in a data loader worker: its message alone
+                raise UserError(one_line(error)) from None
+            raise
 
 
 def _compose(name: str, overrides: list[str]) -> DictConfig:

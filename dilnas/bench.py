@@ -22,8 +22,9 @@ from dilnas.models.deploy_formats import INSTALL_HINT, missing_onnx_packages
 from dilnas.models.memory import check_memory
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import load_arch
-from dilnas.spec.options import BenchInferConfig, BenchSearchConfig, OutputFormat
+from dilnas.spec.options import OutputFormat
 from dilnas.spec.space import load_space
+from dilnas.spec.tool_options import BenchInferConfig, BenchSearchConfig
 from dilnas.train.distributed import resolve_device
 from dilnas.utils.errors import UserError
 
@@ -41,7 +42,7 @@ def run_infer(cfg: DictConfig) -> None:
     config = typed_config(cfg, BenchInferConfig)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device.value)
+    device = resolve_device(config.device)
     spec = load_arch(config.arch, allow_gaps=config.allow_gaps)
     if config.num_classes is not None:
         spec = spec.with_num_classes(config.num_classes)
@@ -91,7 +92,7 @@ def run_search(cfg: DictConfig) -> None:
         )
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device.value)
+    device = resolve_device(config.device)
     print(f"timing one training step on {machine_description(device)} ...", file=sys.stderr)
     rows = []
     for name, crop, batch_size in zip(config.spaces, config.crops, config.batch_sizes, strict=True):

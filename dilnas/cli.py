@@ -14,7 +14,6 @@ import functools
 import logging
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,34 +23,18 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from dilnas.analysis.sweep_summary import report_sweep
 from dilnas.command_help import SCHEMA_SUFFIX, command_help
-from dilnas.spec.options import SCHEMAS
+from dilnas.spec.schemas import SCHEMAS
 from dilnas.spec.settings import check_settings
 from dilnas.spec.shipped import CONF_DIR
-from dilnas.train.signals import RunInterrupted
-from dilnas.utils.errors import UserError, one_line, os_reason
+from dilnas.utils.errors import RunInterrupted, UserError, one_line, os_reason
+from dilnas.utils.files import remove_unused_dir
 
 T = TypeVar("T")
 log = logging.getLogger("dilnas")
-
-
-class SweepReport(Callback):
-    """A Hydra callback (``conf/search.yaml``): writes the sweep report when a ``dilnas-search -m`` multirun
-    ends (``dilnas.analysis.sweep_summary.report_sweep``)."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        try:
-            summary = report_sweep(sweep_dir)
-        except UserError as error:  # a failed job must not hide the others' results: say why, keep going
-            log.warning("sweep report skipped: %s", error)
-            return
-        log.info("sweep report: %s", ", ".join(str(sweep_dir / name) for name in summary["files"]))
 
 
 def register_resolvers() -> None:
@@ -61,7 +44,7 @@ def register_resolvers() -> None:
 
 
 def register_schemas() -> None:
-    """Put the dataclass schemas (``dilnas.spec.options.SCHEMAS``) into Hydra's ConfigStore (idempotent)."""
+    """Put the dataclass schemas (``dilnas.spec.schemas.SCHEMAS``) into Hydra's ConfigStore (idempotent)."""
     store = ConfigStore.instance()
     for name, group, node in SCHEMAS:
         store.store(name=name, group=group, node=node)
@@ -138,6 +121,13 @@ def quiet_exit_on_closed_stdout() -> None:
     sys.exit(1)
 
 
+def hydra_run(cfg: DictConfig) -> tuple[Path, str, list[str]]:
+    """The job's run directory, its composed config as YAML and the command line's overrides: what a run
+    records about the command that started it."""
+    hydra_config = HydraConfig.get()
+    return Path(hydra_config.runtime.output_dir), OmegaConf.to_yaml(cfg), list(hydra_config.overrides.task)
+
+
 def discard_unused_run_dir() -> None:
     """Remove the run directory of a command that failed before writing anything into it.
 
@@ -146,22 +136,11 @@ def discard_unused_run_dir() -> None:
     working directory of the read-only commands; only rank 0 removes it.
     """
     hydra_config = HydraConfig.get()
-    run_dir = Path(hydra_config.runtime.output_dir)
-    hydra_files = {hydra_config.output_subdir, f"{hydra_config.job.name}.log"}
-    if (
-        os.environ.get("RANK", "0") != "0"
-        or not run_dir.is_dir()
-        or run_dir.resolve() == Path.cwd().resolve()
-    ):
-        return
-    if all(entry.name in hydra_files for entry in run_dir.iterdir()):
-        shutil.rmtree(run_dir)
-        # and the folders Hydra made for it (runs/search/), as far as they are empty, up to the working one
-        cwd = Path.cwd().resolve()
-        for parent in run_dir.resolve().parents:
-            if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
-                break
-            parent.rmdir()
+    if os.environ.get("RANK", "0") == "0":
+        remove_unused_dir(
+            Path(hydra_config.runtime.output_dir),
+            {hydra_config.output_subdir, f"{hydra_config.job.name}.log"},
+        )
 
 
 def one_line_hydra_error(error: CompactHydraException) -> str:

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from dilnas.spec.options import SCHEMAS
+from dilnas.spec.schemas import SCHEMAS
 from dilnas.spec.settings import describe_settings
 from dilnas.spec.shipped import CONF_DIR
 

@@ -28,7 +28,7 @@ from dilnas.models.deploy_formats import (
 from dilnas.models.initialize import load_model
 from dilnas.models.memory import check_memory
 from dilnas.models.regseg import RegSeg
-from dilnas.spec.options import DeployConfig, DeployFormat
+from dilnas.spec.tool_options import DeployConfig, DeployFormat
 
 log = logging.getLogger("dilnas")
 
@@ -44,7 +44,7 @@ def deploy(config: DeployConfig) -> list[Check]:
     spec = model.spec
     shape = (EXAMPLE_BATCH, spec.stem.in_channels, *config.input_size)
     check_memory(lambda: RegSeg(spec), shape, torch.device("cpu"), f"checking {spec.name}")
-    checks = write_deployable(model, config.format.value, config.out, config.input_size, config.seed)
+    checks = write_deployable(model, config.format, config.out, config.input_size, config.seed)
     kind = f"ONNX (opset {OPSET})" if config.format is DeployFormat.onnx else "TorchScript"
     worst = max(check.max_abs_diff for check in checks)
     shapes = " and ".join("x".join(map(str, check.shape)) for check in checks)

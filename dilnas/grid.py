@@ -25,8 +25,8 @@ from dilnas.analysis.ground_truth import (
     write_table,
 )
 from dilnas.cli import hydra_command, typed_config
-from dilnas.spec.options import GridConfig, GridStage
 from dilnas.spec.space import load_space
+from dilnas.spec.tool_options import GridConfig, GridStage
 from dilnas.utils.errors import UserError
 
 

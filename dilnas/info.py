@@ -9,7 +9,8 @@ from omegaconf import DictConfig
 from dilnas.analysis.arch_info import arch_info, format_info
 from dilnas.cli import hydra_command, typed_config
 from dilnas.spec.arch import load_arch
-from dilnas.spec.options import InfoConfig, OutputFormat
+from dilnas.spec.options import OutputFormat
+from dilnas.spec.tool_options import InfoConfig
 
 
 def run(cfg: DictConfig) -> None:

@@ -13,12 +13,12 @@ from omegaconf import DictConfig
 
 from dilnas.analysis.search_figures import plot_evolution
 from dilnas.cli import hydra_command, typed_config
-from dilnas.spec.options import PlotConfig
+from dilnas.spec.tool_options import PlotConfig
 
 
 def run(cfg: DictConfig) -> None:
     config = typed_config(cfg, PlotConfig)
-    written = plot_evolution(config.run_dir, out=config.out, dpi=config.dpi, image_format=config.format.value)
+    written = plot_evolution(config.run_dir, out=config.out, dpi=config.dpi, image_format=config.format)
     for path in written:
         print(path)
 

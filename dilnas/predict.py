@@ -16,7 +16,7 @@ from dilnas.analysis.predictions import Prediction, find_images, output_paths, p
 from dilnas.cli import hydra_command, typed_config
 from dilnas.data.palettes import palette_for
 from dilnas.models.initialize import load_model
-from dilnas.spec.options import PredictConfig
+from dilnas.spec.tool_options import PredictConfig
 from dilnas.train.distributed import resolve_device
 
 PROGRESS_EVERY = 10  # images between two progress lines
@@ -24,10 +24,10 @@ PROGRESS_EVERY = 10  # images between two progress lines
 
 def predict(config: PredictConfig) -> list[Prediction]:
     """Write every image's mask and overlay into ``config.out``; returns the paths, in image order."""
-    device = resolve_device(config.device.value)
+    device = resolve_device(config.device)
     targets = output_paths(find_images(config.images), config.out)
     model = load_model(config.arch, config.checkpoint, allow_gaps=config.allow_gaps)
-    palette = palette_for(model.spec.num_classes, config.palette.value)
+    palette = palette_for(model.spec.num_classes, config.palette)
 
     def progress(done: int, total: int) -> None:
         if done % PROGRESS_EVERY == 0 or done == total:

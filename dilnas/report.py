@@ -6,15 +6,21 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from dilnas.analysis.sweep_summary import report_sweep
 from dilnas.analysis.sweep_tables import agreement_table, run_table
 from dilnas.cli import hydra_command, typed_config
-from dilnas.spec.options import ReportConfig
+from dilnas.spec.tool_options import ReportConfig
+from dilnas.utils.errors import UserError
 from dilnas.utils.tables import format_table
+
+log = logging.getLogger("dilnas")
 
 
 def run(cfg: DictConfig) -> None:
@@ -27,6 +33,20 @@ def run(cfg: DictConfig) -> None:
     print(format_table(*run_table(summary)))
     print()
     print(format_table(*agreement_table(summary)))
+
+
+class SweepReport(Callback):
+    """A Hydra callback (``conf/search.yaml``): writes the sweep report when a ``dilnas-search -m`` multirun
+    ends, as ``dilnas-report`` does."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            summary = report_sweep(sweep_dir)
+        except UserError as error:  # a failed job must not hide the others' results: say why, keep going
+            log.warning("sweep report skipped: %s", error)
+            return
+        log.info("sweep report: %s", ", ".join(str(sweep_dir / name) for name in summary["files"]))
 
 
 EXAMPLES = (

@@ -1,132 +1,48 @@
 """``dilnas-retrain``: train a fixed architecture (the paper's or a derived one) to a measured mIoU, or
 evaluate a checkpoint (``eval_only=true``).
 
-Also ``torchrun --nproc_per_node=N -m dilnas.retrain ...`` for DDP (one process per device).
+Also ``torchrun --nproc_per_node=N -m dilnas.retrain ...`` for DDP (one process per device). The run itself
+is ``dilnas.train.retrain_run``.
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
+import math
 
-import torch
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from dilnas.cli import hydra_command, typed_config
-from dilnas.data.dataset import LabelledDataset
-from dilnas.data.factory import build_dataset, train_input_size
-from dilnas.models.initialize import arch_entry, initialize_from, load_dilnas_weights
-from dilnas.models.memory import check_memory
-from dilnas.models.regseg import RegSeg
-from dilnas.spec.arch import ArchSpec, load_arch, save_arch
+from dilnas.cli import hydra_command, hydra_run, typed_config
 from dilnas.spec.options import RetrainConfig
 from dilnas.train.distributed import DistInfo, run_distributed
-from dilnas.train.run_dir import ARCH, RunDir, RunRecord
-from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainSetup, eval_loader, evaluate
-from dilnas.utils.checkpoints import seed_everything
-from dilnas.utils.files import atomic_write_json, dumps_json
-
-log = logging.getLogger("dilnas")
-RESUME_SAME = ("data", "seed")  # with the architecture: what a resumed run must share with its checkpoint
+from dilnas.train.retrain_run import RetrainOutcome, run_retrain
+from dilnas.train.run_dir import RunDir, RunRecord
 
 
 def run(cfg: DictConfig) -> float:
     config = typed_config(cfg, RetrainConfig)
-    run_dir = RunDir(HydraConfig.get().runtime.output_dir)
-    record = RunRecord(OmegaConf.to_yaml(cfg), list(HydraConfig.get().overrides.task))
-    return run_distributed(
-        config.device.value, lambda device, info: _run(config, device, info, run_dir, record)
+    path, config_yaml, overrides = hydra_run(cfg)
+    run_dir, record = RunDir(path), RunRecord(config_yaml, overrides)
+
+    def job(device, info: DistInfo) -> float:
+        outcome = run_retrain(config, device, info, run_dir, record)
+        line = describe(outcome, run_dir)
+        if info.is_main and line:
+            print(line)
+        return outcome.miou
+
+    return run_distributed(config.device, job)
+
+
+def describe(outcome: RetrainOutcome, run_dir: RunDir) -> str | None:
+    if outcome.step is None:  # eval_only
+        reduced = f", mIoU^R {outcome.miou_reduced:.2f}" if outcome.miou_reduced is not None else ""
+        return f"{outcome.checkpoint}: {outcome.split} mIoU {outcome.miou:.2f}{reduced}"
+    if math.isnan(outcome.miou):  # nothing evaluated
+        return None
+    return (
+        f"{outcome.arch.name}: {outcome.split} mIoU {outcome.miou:.2f} at step {outcome.step} "
+        f"(best {outcome.best_miou:.2f}); run directory {run_dir.path}"
     )
-
-
-def _run(
-    config: RetrainConfig, device: torch.device, info: DistInfo, run_dir: RunDir, record: RunRecord
-) -> float:
-    seed_everything(config.seed)
-    spec = load_arch(config.arch, allow_gaps=config.allow_gaps)
-    if config.eval_only:
-        eval_set = build_dataset(config.data, config.data.eval_split, train=False)
-        return evaluate_checkpoint(
-            config, _fit_classes(spec, eval_set, config), eval_set, device, info, run_dir
-        )
-    # Class-uniform sampling may read every label map of the training split once (then cached): the
-    # architecture is checked before, and an evaluation-only run never builds the training set.
-    train_set = build_dataset(config.data, config.data.train_split, train=True, resampled=True)
-    eval_set = build_dataset(config.data, config.data.eval_split, train=False)
-    spec = _fit_classes(spec, train_set, config)
-    data = TrainData(train_set, eval_set, train_set.class_names, config.data.num_workers)
-    return train(config, spec, data, TrainSetup(run_dir, device, config.seed, info), record)
-
-
-def _fit_classes(spec: ArchSpec, dataset: LabelledDataset, config: RetrainConfig) -> ArchSpec:
-    """``spec`` with a classifier for ``dataset``'s classes."""
-    if spec.num_classes == dataset.num_classes:
-        return spec
-    log.info(
-        "%s has %d classes: the classifier is built for them", config.data.name.value, dataset.num_classes
-    )
-    return spec.with_num_classes(dataset.num_classes)
-
-
-def evaluate_checkpoint(
-    config: RetrainConfig,
-    spec: ArchSpec,
-    eval_set: LabelledDataset,
-    device: torch.device,
-    info: DistInfo,
-    run_dir: RunDir,
-) -> float:
-    """``eval_only=true``: the evaluation split's mIoU of a checkpoint, written to ``eval.json``."""
-    path = Path(config.checkpoint) if config.checkpoint else run_dir.best
-    check_memory(lambda: RegSeg(spec), None, device, spec.name)
-    model = RegSeg(spec)
-    load_dilnas_weights(model, path)
-    loader = eval_loader(eval_set, config.trainer.eval_batch_size, config.data.num_workers, info)
-    summary = evaluate(model.to(device), loader, len(eval_set.class_names), device).summary(
-        eval_set.class_names
-    )
-    if info.is_main:
-        atomic_write_json(run_dir.eval, {"checkpoint": str(path), "split": config.data.eval_split, **summary})
-        reduced = f", mIoU^R {summary['miou_reduced']:.2f}" if "miou_reduced" in summary else ""
-        print(f"{path}: {config.data.eval_split} mIoU {summary['miou']:.2f}{reduced}")
-    return summary["miou"]
-
-
-def train(
-    config: RetrainConfig, spec: ArchSpec, data: TrainData, setup: TrainSetup, record: RunRecord
-) -> float:
-    """Train ``spec`` from scratch, from ``init=`` weights, or on from the run's last checkpoint."""
-    size = train_input_size(config.data)
-    shape = (config.trainer.batch_size, spec.stem.in_channels, *size) if size else None
-    check_memory(lambda: RegSeg(spec), shape, setup.device, f"training {spec.name}")
-    model = RegSeg(spec)
-    if config.init and not config.resume:
-        reinitialised = initialize_from(model, config.init)
-        suffix = f" (re-initialised {', '.join(reinitialised)})" if reinitialised else ""
-        log.info("initialised from %s%s", config.init, suffix)
-    trainer = Trainer(
-        model,
-        data,
-        setup,
-        Recipe(config.trainer, config.optim, config.loss),
-        extra_state=arch_entry(spec),
-    )
-    # The trainer checks its settings without touching the disk; only then is the run directory written.
-    setup.run_dir.start(
-        config.resume, record, setup.info, same=RESUME_SAME, files={ARCH: dumps_json(spec.to_dict())}
-    )
-    if setup.info.is_main:
-        save_arch(spec, setup.run_dir.arch)
-    if config.resume:
-        trainer.resume()
-    summary = trainer.fit()
-    if setup.info.is_main and summary:
-        print(
-            f"{spec.name}: {config.data.eval_split} mIoU {summary['miou']:.2f} at step {trainer.state.step} "
-            f"(best {trainer.state.best_miou:.2f}); run directory {setup.run_dir.path}"
-        )
-    return summary.get("miou", float("nan"))
 
 
 EXAMPLES = (

@@ -12,19 +12,20 @@ from omegaconf import OmegaConf
 
 from dilnas.cli import CONF_DIR, one_line_hydra_error, register_schemas, typed_config
 from dilnas.spec import options as schemas
+from dilnas.spec import tool_options as tools
 
 PRIMARY = {
-    "info": (schemas.InfoConfig, ["arch=x.json"]),
-    "bench_infer": (schemas.BenchInferConfig, ["arch=x.json"]),
-    "bench_search": (schemas.BenchSearchConfig, []),
+    "info": (tools.InfoConfig, ["arch=x.json"]),
+    "bench_infer": (tools.BenchInferConfig, ["arch=x.json"]),
+    "bench_search": (tools.BenchSearchConfig, []),
     "retrain": (schemas.RetrainConfig, ["arch=x.json"]),
     "search": (schemas.SearchRunConfig, []),
     "export": (schemas.ExportConfig, ["run_dir=r"]),
-    "predict": (schemas.PredictConfig, ["arch=x.json", "checkpoint=c.pt", "images=i", "out=o"]),
-    "deploy": (schemas.DeployConfig, ["arch=x.json", "out=o.onnx"]),
-    "plot": (schemas.PlotConfig, ["run_dir=r"]),
-    "report": (schemas.ReportConfig, ["sweep_dir=s"]),
-    "grid": (schemas.GridConfig, ["out=o"]),
+    "predict": (tools.PredictConfig, ["arch=x.json", "checkpoint=c.pt", "images=i", "out=o"]),
+    "deploy": (tools.DeployConfig, ["arch=x.json", "out=o.onnx"]),
+    "plot": (tools.PlotConfig, ["run_dir=r"]),
+    "report": (tools.ReportConfig, ["sweep_dir=s"]),
+    "grid": (tools.GridConfig, ["out=o"]),
 }
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from dilnas.spec.arch import ArchSpec
-from dilnas.spec.derivation import RULES, branch_scores, derive_rates
+from dilnas.spec.derivation import branch_scores, derive_rates
 from dilnas.spec.fov import ReceptiveField
 from dilnas.spec.gapless import (
     best_gapless,
@@ -22,6 +22,7 @@ from dilnas.spec.gapless import (
     top_gapless,
     unreachable_candidates,
 )
+from dilnas.spec.options import DeriveRule
 from dilnas.spec.space import load_space
 
 TRUNK = [  # the tiny synthetic network up to output stride 16
@@ -105,7 +106,7 @@ def test_optimal_derivation_matches_brute_force_on_random_spaces(seed):
     for _ in range(5):
         probs = [[rng.random() ** 3 for _ in b.candidates] for b in branches]
         probs = [[p / sum(row) for p in row] for row in probs]
-        for rule in RULES:
+        for rule in DeriveRule:
             scores = [branch_scores(b.candidates, p, rule, k=2) for b, p in zip(branches, probs, strict=True)]
             chosen = best_gapless(base, branches, scores)
             if not gapless:

@@ -1,5 +1,6 @@
-"""The folders are the layers: every import inside dilnas points down (or stays in its own package), and
-the pure layer (``dilnas.spec``, with the ``dilnas.utils`` modules it uses) loads without torch."""
+"""The folders are the layers: every import inside dilnas points down (or stays in its own package), no command
+imports another command, the API imports no command, and the pure layer (``dilnas.spec``, with the
+``dilnas.utils`` modules it uses) loads without torch."""
 
 from __future__ import annotations
 
@@ -11,16 +12,53 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dilnas"
-# Lowest first. A module may import from its own package and from any lower layer, never from a higher one.
-LAYERS = [("utils",), ("spec",), ("models", "data"), ("train",), ("analysis",), ("<commands>",)]
+# Lowest first. A module may import from its own layer and from any lower one, never from a higher one; the
+# wiring every command shares (cli, command_help, errors) sits just above spec; the API and the commands on top.
+LAYERS = [
+    ("utils",),
+    ("spec",),
+    ("<wiring>",),
+    ("models", "data"),
+    ("train",),
+    ("analysis",),
+    ("<api>", "<commands>"),
+]
 LEVEL = {package: level for level, packages in enumerate(LAYERS) for package in packages}
+WIRING = {"cli", "command_help", "errors"}
 
 
 def package_of(name: str) -> str:
-    """``dilnas.train.trainer`` (or a name in it) -> ``train``; a top-level module (a command, cli, api) ->
-    ``<commands>``."""
+    """``dilnas.train.trainer`` (or a name in it) -> ``train``; ``dilnas.cli`` -> ``<wiring>``; ``dilnas.api``
+    -> ``<api>``; any other top-level module (a command) -> ``<commands>``."""
     parts = name.split(".")
-    return parts[1] if len(parts) > 1 and parts[1] in LEVEL else "<commands>"
+    if len(parts) > 1 and parts[1] in LEVEL:
+        return parts[1]
+    if len(parts) > 1 and parts[1] in WIRING:
+        return "<wiring>"
+    return "<api>" if parts[1:2] == ["api"] else "<commands>"
+
+
+def command_of(name: str) -> str | None:
+    """The command module ``name`` lies in (``dilnas.search.run`` -> ``dilnas.search``), or None."""
+    return ".".join(name.split(".")[:2]) if package_of(name) == "<commands>" else None
+
+
+def violations_of(module: str, imports: list[tuple[int, str]]) -> list[tuple[int, str, str]]:
+    """(line, target, why) of every import of ``module`` that breaks the layers."""
+    own, found = package_of(module), []
+    for line, target in imports:
+        if target in ("dilnas", "dilnas.__version__"):
+            continue
+        other = package_of(target)
+        if other != own and LEVEL[other] > LEVEL[own]:
+            found.append((line, target, f"{own} imports from the higher layer {other}"))
+        elif own == "<api>" and other == "<commands>":
+            found.append((line, target, "the API imports a command module"))
+        elif own == "<commands>" and other == "<commands>" and command_of(target) != command_of(module):
+            found.append((line, target, "a command imports another command"))
+        elif other != own and LEVEL[other] == LEVEL[own] and {own, other} == {"<api>", "<commands>"}:
+            found.append((line, target, f"{own} imports {other}"))
+    return found
 
 
 def dilnas_modules() -> list[tuple[str, Path]]:
@@ -50,30 +88,49 @@ def imported_modules(path: Path, module: str) -> list[tuple[int, str]]:
 
 def test_every_package_is_a_known_layer():
     packages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
-    assert packages == set(LEVEL) - {"<commands>"}
+    assert packages == set(LEVEL) - {"<wiring>", "<api>", "<commands>"}
+    assert {name for name in WIRING if (PACKAGE / f"{name}.py").is_file()} == WIRING
 
 
 def test_import_layers_point_down():
-    violations = []
-    for module, path in dilnas_modules():
-        own = package_of(module)
-        for line, target in imported_modules(path, module):
-            if target in ("dilnas", "dilnas.__version__"):
-                continue
-            other = package_of(target)
-            if other != own and LEVEL[other] >= LEVEL[own]:
-                violations.append(
-                    f"{path.relative_to(PACKAGE.parent)}:{line}: {own} imports {target} ({other})"
-                )
+    violations = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}: {target}: {why}"
+        for module, path in dilnas_modules()
+        for line, target, why in violations_of(module, imported_modules(path, module))
+    ]
     assert not violations, "\n".join(violations)
 
 
-def test_import_layers_checker_catches_an_upward_import(tmp_path):
-    # The checker itself: an import from a higher layer is found, one from a lower layer is not.
-    module = tmp_path / "bad.py"
-    module.write_text("from dilnas.train.trainer import Trainer\nfrom dilnas.utils.errors import UserError\n")
-    targets = [target for _, target in imported_modules(module, "dilnas.spec.bad")]
-    assert [LEVEL[package_of(t)] > LEVEL["spec"] for t in targets] == [True, False]
+@pytest.mark.parametrize(
+    ("module", "source", "why"),
+    [
+        (
+            "dilnas.spec.bad",
+            "from dilnas.train.trainer import Trainer",
+            "spec imports from the higher layer train",
+        ),
+        ("dilnas.cli", "from dilnas.analysis.sweep_summary import report_sweep", "higher layer analysis"),
+        ("dilnas.cli", "from dilnas.train.signals import StopSignals", "higher layer train"),
+        ("dilnas.models.bad", "from dilnas.cli import typed_config", None),  # wiring is below models: fine
+        ("dilnas.data.bad", "import dilnas.train.trainer", "data imports from the higher layer train"),
+        ("dilnas.api", "from dilnas import search as search_command", "the API imports a command module"),
+        ("dilnas.api", "from dilnas.export import run", "the API imports a command module"),
+        ("dilnas.retrain", "from dilnas.search import run", "a command imports another command"),
+        ("dilnas.retrain", "from dilnas.api import search", "<commands> imports <api>"),
+        ("dilnas.search", "from dilnas.train.search_run import run_search", None),
+        ("dilnas.train.bad", "from dilnas.analysis.timing import time_callable", "higher layer analysis"),
+        ("dilnas.analysis.bad", "from dilnas.train.run_dir import RunDir", None),
+        ("dilnas.spec.bad", "from dilnas.utils.errors import UserError", None),
+    ],
+)
+def test_import_layers_checker_catches_each_kind_of_violation(tmp_path, module, source, why):
+    path = tmp_path / ("__init__.py" if module == "dilnas" else "module.py")
+    path.write_text(source + "\n")
+    found = violations_of(module, imported_modules(path, module))
+    if why is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and why in found[0][2], found
 
 
 @pytest.mark.parametrize("module", [m for m, _ in dilnas_modules() if m.startswith("dilnas.spec")])

@@ -380,7 +380,7 @@ def test_out_is_refused_for_a_sweep(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "fragment"), [({"dpi": 0}, "dpi=0"), ({"image_format": "jpg"}, "format=jpg")]
+    ("kwargs", "fragment"), [({"dpi": 0}, "dpi=0"), ({"image_format": "jpg"}, "format='jpg'")]
 )
 def test_bad_options(tmp_path, kwargs, fragment):
     write_history(tmp_path, epochs=1)
@@ -403,15 +403,17 @@ def test_the_derived_rate_is_the_one_the_search_wrote(tmp_path):
     # A search that kept another shortlisted architecture than its last epoch's choice (held-out selection):
     # the figure marks what arch.json holds.
     from dilnas.spec.arch import save_arch
-    from dilnas.spec.derivation import derive_arch
+    from dilnas.spec.options import DeriveRule
+    from dilnas.train.selection import ScoredArch, Selection, selected_arch
 
     space = load_space("synthetic_tiny")
     rates = {b.key: list(b.candidates) for b in space.branches}
     path = write_history(tmp_path / "run", rates=rates)
     assert [b.final_choice for b in load_history(path).branches.values()] == [2, 6]  # the last epoch's
     probs = [[1 / len(r)] * len(r) for r in rates.values()]
+    selection = Selection((ScoredArch((2, 6), 50.0), ScoredArch((1, 3), 60.0)))
     save_arch(
-        derive_arch(space, probs, selection=[{"rates": [1, 3], "miou": 60.0}]), tmp_path / "run" / "arch.json"
+        selected_arch(space, probs, DeriveRule.argmax, 2, {}, selection), tmp_path / "run" / "arch.json"
     )
     history = load_history(path)
     assert [b.final_choice for b in history.branches.values()] == [1, 3]

@@ -339,7 +339,7 @@ def test_search_user_errors(tmp_path):
     assert result.returncode == 2
     assert (
         result.stderr.strip().splitlines() == [result.stderr.strip()]
-        and "unknown search space 'nowhere'; available: regseg_exp48, synthetic_deep, synthetic_tiny"
+        and "unknown search space 'nowhere'; available: camvid_lite, regseg_exp48, synthetic_deep, synthetic_tiny"
         in result.stderr
     )
     export = subprocess.run(
@@ -422,7 +422,8 @@ def test_gap_probe_is_like_for_like_and_leaves_the_training_state_alone(tmp_path
     from dilnas.spec.space import load_space
     from dilnas.train.run_dir import RunDir
     from dilnas.train.sampling import split_indices
-    from dilnas.train.search_trainer import SearchData, SearchTrainer, recalibrate_batchnorm
+    from dilnas.train.search_trainer import SearchData, SearchTrainer
+    from dilnas.train.selection import recalibrate_batchnorm
     from dilnas.train.trainer import Recipe, TrainSetup, evaluate
 
     torch.manual_seed(0)

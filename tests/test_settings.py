@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from dilnas.cli import typed_config
-from dilnas.spec.options import SCHEMAS
+from dilnas.spec.schemas import SCHEMAS
 from dilnas.spec.settings import MISSING, Range, describe_settings
 from dilnas.utils.errors import UserError
 from tests.conftest import REPO

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 import torch
 
+from dilnas import __version__
 from dilnas.models.regseg import RegSeg
 from dilnas.models.supernet import SuperNet
 from dilnas.spec.derivation import branch_scores, derive_arch, derive_rates
 from dilnas.spec.space import load_space
+from dilnas.utils.provenance import stamp
 from tests.test_deploy import randomise_batchnorm
 
 
@@ -83,7 +87,7 @@ def test_derive_rules_on_one_branch():
     assert best("expected") == 3  # 2.75 -> 3
     assert best("topk", k=2) == 4  # the larger of the two most probable
     assert best("topk", k=1) == 2
-    with pytest.raises(ValueError, match="allowed: argmax, expected, topk"):
+    with pytest.raises(ValueError, match="'best' is not a valid DeriveRule"):
         branch_scores(rates, probs, "best")
 
 
@@ -106,17 +110,20 @@ def test_derived_architecture_carries_search_and_provenance(space, tmp_path):
     from dilnas.spec.arch import load_arch, save_arch
 
     probs = [[1.0 / len(b.candidates)] * len(b.candidates) for b in space.branches]
-    arch = derive_arch(space, probs, "argmax", provenance={"seed": 7})
+    arch = derive_arch(space, probs, "argmax", provenance=stamp(seed=7))
     assert arch.search["space"] == "synthetic_tiny" and arch.search["space_digest"] == space.digest
     assert set(arch.search["branches"]) == {b.key for b in space.branches}
-    assert arch.provenance["seed"] == 7 and "dilnas_version" in arch.provenance
+    assert arch.provenance["seed"] == 7 and arch.provenance["dilnas_version"] == __version__
+    assert datetime.datetime.fromisoformat(arch.provenance["time"]).tzinfo is not None
+    # The pure layer records what it is given and gathers nothing itself (no clock, no git).
+    assert derive_arch(space, probs, "argmax", provenance={"seed": 7}).provenance == {"seed": 7}
     assert load_arch(save_arch(arch, tmp_path / "arch.json")) == arch
 
 
 def test_batchnorm_recalibration_is_the_plain_average_over_the_batches():
     from torch import nn
 
-    from dilnas.train.search_trainer import recalibrate_batchnorm
+    from dilnas.train.selection import recalibrate_batchnorm
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 1, bias=False), nn.BatchNorm2d(4))

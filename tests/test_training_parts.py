@@ -20,9 +20,9 @@ from dilnas.train.losses import BootstrappedCrossEntropy
 from dilnas.train.metrics import ConfusionMatrix
 from dilnas.train.sampling import ResumableDistributedSampler, SeededAugmentation
 from dilnas.train.schedule import parameter_groups, warmup_poly_factor
-from dilnas.train.signals import RunInterrupted, StopSignals
+from dilnas.train.signals import StopSignals
 from dilnas.utils.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from dilnas.utils.errors import UserError
+from dilnas.utils.errors import RunInterrupted, UserError
 from tests.conftest import REPO
 
 TINY = REPO / "experiments" / "synthetic" / "tiny_rate1.json"

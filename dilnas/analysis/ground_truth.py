@@ -21,10 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dilnas.spec.arch import load_arch, save_arch
 from dilnas.spec.gapless import count_gapless, parse_rates_key, rates_key, sample_gapless
+from dilnas.spec.options import RetrainConfig
 from dilnas.spec.space import SearchSpace
 from dilnas.train.run_dir import RunDir, find_runs
 from dilnas.utils.errors import UserError
@@ -213,13 +212,13 @@ def _collect_runs(out_dir: Path, branches: list[tuple[int, int]]) -> list[GridRo
         final = _final_eval(RunDir(run).metrics)
         if final is None:
             continue
-        config = yaml.safe_load(RunDir(run).config.read_text(encoding="utf-8")) or {}
+        config = RunDir(run).read_config(RetrainConfig)
         arch = load_arch(RunDir(run).arch, allow_gaps=True)
         rates = [arch.blocks[block].dilations[branch] for block, branch in branches]
         rows.append(
             GridRow(
                 arch=rates_key(rates),
-                seed=int(config.get("seed", 0)),
+                seed=config.seed,
                 miou=float(final["val/miou"]),
                 steps=int(final["step"]),
                 field_of_view=arch.field_of_view,

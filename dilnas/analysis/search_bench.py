@@ -15,6 +15,7 @@ from torch import nn
 from dilnas.analysis.timing import time_callable
 from dilnas.models.regseg import RegSeg
 from dilnas.models.supernet import SuperNet
+from dilnas.spec.options import Relaxation
 from dilnas.spec.space import SearchSpace
 from dilnas.utils.tables import format_table
 
@@ -84,9 +85,9 @@ def bench_search_step(
     middle = [branch.candidates[len(branch.candidates) // 2] for branch in space.branches]
     fixed = RegSeg(space.arch_with(middle)).to(device).train()
     variants: list[tuple[str, nn.Module, object]] = [("fixed (derived)", fixed, fixed.parameters())]
-    for relaxation in ("softmax", "gumbel"):
+    for relaxation in Relaxation:
         supernet = SuperNet(space, relaxation).to(device).train()
-        variants.append((f"supernet {relaxation}", supernet, list(supernet.weight_parameters())))
+        variants.append((f"supernet {relaxation.value}", supernet, list(supernet.weight_parameters())))
     rows: list[StepRow] = []
     for mode, model, params in variants:
         step = _step_fn(model, params, x, y)

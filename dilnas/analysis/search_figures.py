@@ -35,6 +35,8 @@ from dilnas.analysis.search_history import (
     job_labels,
     load_history,
 )
+from dilnas.spec.settings import parse_choice
+from dilnas.spec.tool_options import PlotFormat
 from dilnas.train.arch_image import CHOICE_COLOR, PROBABILITY_COLORMAP, in_block_order
 from dilnas.train.run_dir import ARCH_HISTORY
 from dilnas.utils.errors import UserError
@@ -42,7 +44,6 @@ from dilnas.utils.files import atomic_write
 
 RUN_PLOT_STEM = "arch_evolution"
 SWEEP_PLOT_STEM = "arch_evolution_sweep"
-IMAGE_FORMATS = ("png", "svg", "pdf")
 MAX_DPI = 1000
 PANEL_SIZE = (3.4, 2.5)  # inches per panel: 16 rate labels fit its height
 MARKERS_UP_TO = 30  # epochs; beyond that markers only clutter the lines
@@ -259,16 +260,16 @@ def _write(path: Path, data: bytes) -> Path:
     return atomic_write(path, lambda handle: handle.write(data))
 
 
-def _image_target(out: str | os.PathLike | None, image_format: str) -> tuple[Path | None, str]:
+def _image_target(out: str | os.PathLike | None, image_format: PlotFormat) -> tuple[Path | None, PlotFormat]:
     """(file or folder to write, format): a file's suffix picks the format, ``format=`` serves the rest."""
     if out is None or Path(out).is_dir():
         return (Path(out) if out is not None else None), image_format
     suffix = Path(out).suffix.lower().lstrip(".")
-    if suffix not in IMAGE_FORMATS:
-        allowed = ", ".join(f".{name}" for name in IMAGE_FORMATS)
+    if suffix not in {member.value for member in PlotFormat}:
+        allowed = ", ".join(f".{member.value}" for member in PlotFormat)
         found = f"suffix {Path(out).suffix!r}" if suffix else "no suffix"
         raise UserError(f"out={out}: {found}; the suffix picks the image format, expected {allowed}")
-    return Path(out), suffix
+    return Path(out), PlotFormat(suffix)
 
 
 def plot_evolution(
@@ -276,7 +277,7 @@ def plot_evolution(
     *,
     out: str | os.PathLike | None = None,
     dpi: int = 120,
-    image_format: str = "png",
+    image_format: PlotFormat = PlotFormat.png,
 ) -> list[Path]:
     """Render a run, or every run of a sweep plus an overview; return the paths written.
 
@@ -285,8 +286,7 @@ def plot_evolution(
     ``<run>/arch_evolution.<format>``. Any other directory is a sweep: each ``arch_history.jsonl`` below it
     gives ``<run>/arch_evolution.<format>``, and ``<sweep>/arch_evolution_sweep.<format>`` compares them.
     """
-    if image_format not in IMAGE_FORMATS:
-        raise UserError(f"format={image_format}: expected one of {', '.join(IMAGE_FORMATS)}")
+    image_format = parse_choice(PlotFormat, image_format, "format")
     if not 1 <= dpi <= MAX_DPI:
         raise UserError(f"dpi={dpi}: expected an integer from 1 to {MAX_DPI}")
     root = Path(run_dir)
@@ -297,15 +297,15 @@ def plot_evolution(
 
     if (root / ARCH_HISTORY).is_file():
         target, image_format = _image_target(out, image_format)
-        default_name = f"{RUN_PLOT_STEM}.{image_format}"
+        default_name = f"{RUN_PLOT_STEM}.{image_format.value}"
         if target is None:
             target = root / default_name
         elif target.is_dir():
             target = target / default_name
         history = load_history(root / ARCH_HISTORY)
-        return [_write(target, render_run(history, dpi=dpi, image_format=image_format))]
+        return [_write(target, render_run(history, dpi=dpi, image_format=image_format.value))]
 
-    suffix = f".{image_format}"
+    suffix = f".{image_format.value}"
     if out is not None:
         raise UserError(
             f"out={out}: only for a single run; {root} is a sweep, whose images go to "
@@ -325,13 +325,13 @@ def plot_evolution(
     for path, label, history in zip(paths, labels, histories, strict=True):
         folder = path.parent.relative_to(root).as_posix()
         heading = f"{sweep_name}/{folder}" + (f" ({label})" if label != folder else "")
-        image = render_run(history, title=heading, dpi=dpi, image_format=image_format)
+        image = render_run(history, title=heading, dpi=dpi, image_format=image_format.value)
         written.append(_write(path.parent / f"{RUN_PLOT_STEM}{suffix}", image))
     overview = render_sweep(
         list(zip(labels, histories, strict=True)),
         title=f"{sweep_name}: expected dilation rate of {len(histories)} runs",
         dpi=dpi,
-        image_format=image_format,
+        image_format=image_format.value,
     )
     written.append(_write(root / f"{SWEEP_PLOT_STEM}{suffix}", overview))
     return written

@@ -24,8 +24,9 @@ from typing import Any
 import yaml
 
 from dilnas.spec.arch import load_arch
+from dilnas.spec.options import SearchRunConfig
 from dilnas.train.arch_image import in_block_order
-from dilnas.train.run_dir import ARCH, ARCH_HISTORY, CONFIG, OVERRIDES, _natural_key
+from dilnas.train.run_dir import ARCH, ARCH_HISTORY, OVERRIDES, RunDir, _natural_key
 from dilnas.utils.errors import UserError
 
 UNIFORM_TOLERANCE = 1e-5  # probabilities are logged rounded to 6 decimals
@@ -168,7 +169,7 @@ def load_history(path: str | os.PathLike) -> ArchHistory:
             branch.expected.append(expected)
     # A key seen only in a line that a later duplicate epoch replaced has no points left.
     history.branches = {key: branch for key, branch in history.branches.items() if branch.epochs}
-    history.warmup_through = warmup_through(history, configured_warmup(path.parent / CONFIG))
+    history.warmup_through = warmup_through(history, configured_warmup(path.parent))
     for key, rate in written_rates(path.parent / ARCH, history.branches).items():
         history.branches[key].written = rate
     return history
@@ -202,18 +203,14 @@ def find_histories(directory: str | os.PathLike[str]) -> list[Path]:
 
 
 # ---- warm-up -------------------------------------------------------------------------------------
-def configured_warmup(config_path: Path) -> int | None:
-    """``search.warmup_epochs`` of a run's ``config.yaml``; None when the file is missing, unreadable or has
-    no such integer (a figure then infers the warm-up from the probabilities instead of refusing to draw)."""
+def configured_warmup(run_dir: Path) -> int | None:
+    """``search.warmup_epochs`` of a search run's ``config.yaml``; None when the file is missing or is not a
+    search's (a figure then infers the warm-up from the probabilities instead of refusing to draw)."""
     try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        warmup = RunDir(run_dir).read_config(SearchRunConfig).search.warmup_epochs
+    except UserError:
         return None
-    search = config.get("search") if isinstance(config, dict) else None
-    warmup = search.get("warmup_epochs") if isinstance(search, dict) else None
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        return None
-    return warmup
+    return warmup if warmup >= 0 else None
 
 
 def _is_uniform(probs: Sequence[float]) -> bool:

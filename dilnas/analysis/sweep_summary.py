@@ -27,10 +27,12 @@ from dilnas.analysis.search_history import read_overrides as recorded_overrides
 from dilnas.spec.arch import ArchSpec, load_arch, save_arch
 from dilnas.spec.derivation import derive_arch
 from dilnas.spec.gapless import rates_key
+from dilnas.spec.options import DeriveRule
 from dilnas.spec.space import SearchSpace, load_space
 from dilnas.train.run_dir import ARCH, METRICS, OVERRIDES, SPACE, find_runs
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_json, atomic_write_text
+from dilnas.utils.provenance import stamp
 
 CONSENSUS_NAME = "consensus_arch.json"
 SUMMARY_NAMES = {"markdown": "summary.md", "csv": "summary.csv", "json": "summary.json"}
@@ -236,9 +238,9 @@ def consensus_arch(space: SearchSpace, votes: Sequence[Agreement], runs: Sequenc
     arch = derive_arch(
         space,
         [vote.shares for vote in votes],
-        "argmax",
+        DeriveRule.argmax,
         name=f"{space.name}_consensus",
-        provenance={"command": "dilnas-report"},
+        provenance=stamp(command="dilnas-report"),
     )
     search = {**(arch.search or {}), "rule": "consensus", "runs": [run.run for run in runs]}
     return dataclasses.replace(arch, search=search)

@@ -12,18 +12,9 @@ come with an all-255 label and ``files`` pairs each image with ``None``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from dilnas.data.common import (
-    DataError,
-    SegmentationDataset,
-    check_split,
-    label_lookup_table,
-    list_pairs,
-    require_dir,
-)
-from dilnas.data.transforms import PairTransform
+from dilnas.data.common import SegmentationDataset, label_lookup_table, list_pairs, require_dir
 
 SPLITS = ("train", "val", "test", "trainval")
 IMAGE_SUFFIX = "_leftImg8bit.png"
@@ -60,28 +51,6 @@ LABEL_ID_TO_TRAIN_ID = {
 NUM_LABEL_IDS = 34  # ids 0..33; the license plate's id -1 is never drawn into labelIds PNGs
 
 
-def _layout(root: Path, split: str) -> str:
-    return (
-        f"leftImg8bit/{split}/<city>/*{IMAGE_SUFFIX} and gtFine/{split}/<city>/*{LABEL_SUFFIX} under {root}"
-    )
-
-
-def _list_split(root: Path, split: str) -> list[tuple[Path, Path | None]]:
-    """(image, label) paths of one official split, sorted; the label is None for ``test``."""
-    layout = _layout(root, split)
-    image_dir = root / "leftImg8bit" / split
-    require_dir(image_dir, layout)
-    label_dir = root / "gtFine" / split
-    has_labels = split != "test"
-    if has_labels:
-        require_dir(label_dir, layout)
-
-    def label_of(image: Path) -> Path:
-        return label_dir / image.parent.name / (image.name[: -len(IMAGE_SUFFIX)] + LABEL_SUFFIX)
-
-    return list_pairs(image_dir, f"*/*{IMAGE_SUFFIX}", layout, label_of if has_labels else None)
-
-
 class CityscapesDataset(SegmentationDataset):
     """Cityscapes fine annotations; splits ``train``, ``val``, ``test`` (no labels) and ``trainval``."""
 
@@ -89,12 +58,26 @@ class CityscapesDataset(SegmentationDataset):
     class_names = CLASS_NAMES
     label_table = label_lookup_table(LABEL_ID_TO_TRAIN_ID, ignored_ids=range(NUM_LABEL_IDS))
     label_values_text = f"Cityscapes label ids 0..{NUM_LABEL_IDS - 1}"
+    dataset_name = "Cityscapes"
+    splits = SPLITS
 
-    def __init__(self, root: str | os.PathLike, split: str, transform: PairTransform | None = None):
-        root = Path(root).expanduser()
-        check_split("Cityscapes", split, SPLITS, root)
-        parts = ("train", "val") if split == "trainval" else (split,)
-        if not root.is_dir():
-            raise DataError(f"{root}: Cityscapes root not found; expected {_layout(root, parts[0])}")
-        files = [pair for part in parts for pair in _list_split(root, part)]
-        super().__init__(root, split, files, transform)
+    def layout(self, part: str) -> str:
+        return (
+            f"leftImg8bit/{part}/<city>/*{IMAGE_SUFFIX} and gtFine/{part}/<city>/*{LABEL_SUFFIX} "
+            f"under {self.root}"
+        )
+
+    def list_split(self, part: str) -> list[tuple[Path, Path | None]]:
+        """(image, label) paths of one official split, sorted; the label is None for ``test``."""
+        layout = self.layout(part)
+        image_dir = self.root / "leftImg8bit" / part
+        require_dir(image_dir, layout)
+        label_dir = self.root / "gtFine" / part
+        has_labels = part != "test"
+        if has_labels:
+            require_dir(label_dir, layout)
+
+        def label_of(image: Path) -> Path:
+            return label_dir / image.parent.name / (image.name[: -len(IMAGE_SUFFIX)] + LABEL_SUFFIX)
+
+        return list_pairs(image_dir, f"*/*{IMAGE_SUFFIX}", layout, label_of if has_labels else None)

@@ -9,8 +9,11 @@ and what was expected.
 from __future__ import annotations
 
 import os
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -140,25 +143,43 @@ class SegmentationDataset(LabelledDataset):
     """(image, label) pairs from PNG files: image float32 (3, H, W) in [0, 1] before ``transform``, label
     int64 (H, W) in train ids with 255 = ignore (all 255 when there is no label file).
 
-    Subclasses set the class attributes and build ``files``; this class reads, checks and maps the pixels.
+    Subclasses declare what differs (name, splits, class names, label table, ``layout`` and ``list_split``);
+    this class checks the split and the root, lists the files of every part of the split (``trainval`` =
+    train + val) when built, and reads, checks and maps the pixels when a sample is read.
     """
 
     ignore_index: int = IGNORE_INDEX
     # raw label id -> train id (-1: not a valid raw id); and how to describe the valid ids in a message.
     label_table: np.ndarray
     label_values_text: str
+    # The data set's name in messages, and the splits a user may ask for.
+    dataset_name: ClassVar[str]
+    splits: ClassVar[tuple[str, ...]]
+    # A split that is several parts on disk -> those parts, listed in this order; any other is its own part.
+    combined_splits: ClassVar[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+        {"trainval": ("train", "val")}
+    )
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        split: str,
-        files: list[tuple[Path, Path | None]],
-        transform: PairTransform | None = None,
-    ):
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike, split: str, transform: PairTransform | None = None):
+        self.root = Path(root).expanduser()
         self.split = split
-        self.files = files
         self.transform = transform
+        check_split(self.dataset_name, split, self.splits, self.root)
+        parts = self.combined_splits.get(split, (split,))
+        if not self.root.is_dir():
+            raise DataError(
+                f"{self.root}: {self.dataset_name} root not found; expected {self.layout(parts[0])}"
+            )
+        self.files = [pair for part in parts for pair in self.list_split(part)]
+
+    @abstractmethod
+    def layout(self, part: str) -> str:
+        """The expected files of one part under ``root``, as error messages describe them."""
+
+    @abstractmethod
+    def list_split(self, part: str) -> list[tuple[Path, Path | None]]:
+        """(image, label) paths of one part on disk, sorted (label None: a part without labels); a
+        DataError naming ``layout(part)`` when something is missing."""
 
     def __len__(self) -> int:
         return len(self.files)

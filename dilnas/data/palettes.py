@@ -16,6 +16,8 @@ from PIL import Image
 
 from dilnas.data import camvid, cityscapes
 from dilnas.spec.labels import IGNORE_INDEX
+from dilnas.spec.settings import parse_choice
+from dilnas.spec.tool_options import PaletteName
 from dilnas.utils.errors import UserError
 
 RGB = tuple[int, int, int]
@@ -71,7 +73,6 @@ TAB10: tuple[RGB, ...] = (
     (188, 189, 34),
     (23, 190, 207),
 )
-PALETTES = ("auto", "cityscapes", "camvid", "generic")
 
 
 def generic_palette(num_classes: int) -> tuple[RGB, ...]:
@@ -92,25 +93,24 @@ def generic_palette(num_classes: int) -> tuple[RGB, ...]:
     return tuple(colours)
 
 
-def palette_for(num_classes: int, name: str = "auto") -> np.ndarray:
+def palette_for(num_classes: int, palette: PaletteName = PaletteName.auto) -> np.ndarray:
     """The (num_classes, 3) uint8 colours of a network's classes. ``auto``: Cityscapes' for 19 classes,
     CamVid's for 11, else ``generic``; ``cityscapes`` and ``camvid`` must match the class count."""
     _check_count(num_classes)
-    fixed = {"cityscapes": CITYSCAPES_PALETTE, "camvid": CAMVID_PALETTE}
-    if name == "auto":
-        name = {len(CITYSCAPES_PALETTE): "cityscapes", len(CAMVID_PALETTE): "camvid"}.get(
-            num_classes, "generic"
-        )
-    if name == "generic":
+    palette = parse_choice(PaletteName, palette, "palette")
+    fixed = {PaletteName.cityscapes: CITYSCAPES_PALETTE, PaletteName.camvid: CAMVID_PALETTE}
+    if palette is PaletteName.auto:
+        by_count = {len(CITYSCAPES_PALETTE): PaletteName.cityscapes, len(CAMVID_PALETTE): PaletteName.camvid}
+        palette = by_count.get(num_classes, PaletteName.generic)
+    if palette is PaletteName.generic:
         return np.array(generic_palette(num_classes), dtype=np.uint8)
-    if name not in fixed:
-        raise UserError(f"palette={name!r}: expected one of {', '.join(PALETTES)}")
-    if len(fixed[name]) != num_classes:
+    colours, name = fixed[palette], palette.value
+    if len(colours) != num_classes:
         raise UserError(
-            f"palette={name}: it colours the {len(fixed[name])} classes of {name}, but the network predicts "
+            f"palette={name}: it colours the {len(colours)} classes of {name}, but the network predicts "
             f"{num_classes} classes; use palette=auto or palette=generic"
         )
-    return np.array(fixed[name], dtype=np.uint8)
+    return np.array(colours, dtype=np.uint8)
 
 
 def colourize(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Paired transforms for segmentation: every geometric change is applied to the image and its label together.
 
 Each transform is a small callable ``(image, label) -> (image, label)`` on tensors: image float (C, H, W),
-label int64 (H, W) with 255 = ignore. ``train_transform`` builds the RegSeg recipe (random short side in
+label int64 (H, W) with 255 = ignore; ``CheckedTransform`` gives them one ``__call__`` that checks the pair
+and calls the transform's ``apply``. ``train_transform`` builds the RegSeg recipe (random short side in
 [400, 1600], random 768x768 crop padded with 0 / 255, horizontal flip, optionally RandAugment
 (``dilnas.data.randaugment``), ImageNet normalisation); normalisation comes last so that crop padding is black in
 the original image.
@@ -103,17 +104,45 @@ def _scale_point(point: Point, old: tuple[int, int], new: tuple[int, int]) -> Po
     )
 
 
-class PointTransform(ABC):
-    """A transform that moves pixels and can say where a given pixel went (``with_point``)."""
+class CheckedTransform(ABC):
+    """A paired transform: calling it checks that image and label match, then ``apply`` does the work.
+
+    The one ``__call__`` of every transform here, so that each states only what it does and every one refuses
+    a mismatched pair with the same message (named after its class).
+    """
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_pair(image, label, type(self).__name__)
+        return self.apply(image, label)
 
     @abstractmethod
-    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def apply(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The transform of a checked pair."""
 
-    @abstractmethod
+
+class PointTransform(CheckedTransform):
+    """A transform that moves pixels and can say where a given pixel went (``with_point``).
+
+    Subclasses write ``move``; calling the transform is ``move`` with the point dropped, unless a subclass
+    draws differently without a point (``RandomCrop``) and overrides ``apply``.
+    """
+
+    def apply(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label, _ = self.move(image, label, (0, 0))
+        return image, label
+
     def with_point(
         self, image: torch.Tensor, label: torch.Tensor, point: Point
     ) -> tuple[torch.Tensor, torch.Tensor, Point]:
         """Like calling it (same random draws), and ``point`` (x, y) of the input in the output's pixels."""
+        _check_pair(image, label, type(self).__name__)
+        return self.move(image, label, point)
+
+    @abstractmethod
+    def move(
+        self, image: torch.Tensor, label: torch.Tensor, point: Point
+    ) -> tuple[torch.Tensor, torch.Tensor, Point]:
+        """The transform of a checked pair, and where ``point`` went."""
 
 
 class Compose:
@@ -155,14 +184,9 @@ class RandomShortSideScale(PointTransform):
         self.max_size = max_size
         self.generator = generator
 
-    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        image, label, _ = self.with_point(image, label, (0, 0))
-        return image, label
-
-    def with_point(
+    def move(
         self, image: torch.Tensor, label: torch.Tensor, point: Point
     ) -> tuple[torch.Tensor, torch.Tensor, Point]:
-        _check_pair(image, label, "RandomShortSideScale")
         short_side = _randint(self.min_size, self.max_size, self.generator)
         height, width = label.shape
         size = _short_side_size(height, width, short_side)
@@ -173,15 +197,14 @@ class RandomShortSideScale(PointTransform):
         return f"RandomShortSideScale(min_size={self.min_size}, max_size={self.max_size})"
 
 
-class ShortSideResize:
+class ShortSideResize(CheckedTransform):
     """Deterministic resize of the short side to ``size`` (evaluation at a reduced resolution)."""
 
     def __init__(self, size: int):
         _positive("ShortSideResize", size=size)
         self.size = size
 
-    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_pair(image, label, "ShortSideResize")
+    def apply(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = label.shape
         return _resize_pair(image, label, _short_side_size(height, width, self.size))
 
@@ -189,15 +212,14 @@ class ShortSideResize:
         return f"ShortSideResize(size={self.size})"
 
 
-class Resize:
+class Resize(CheckedTransform):
     """Deterministic resize to ``height`` x ``width``, aspect ratio not kept (a network's fixed input size)."""
 
     def __init__(self, height: int, width: int):
         _positive("Resize", height=height, width=width)
         self.size = (height, width)
 
-    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_pair(image, label, "Resize")
+    def apply(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _resize_pair(image, label, self.size)
 
     def __repr__(self) -> str:
@@ -226,8 +248,7 @@ class RandomCrop(PointTransform):
         self.image_fill = image_fill
         self.label_fill = label_fill
 
-    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_pair(image, label, "RandomCrop")
+    def apply(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         image, label = self._pad(image, label)
         height, width = label.shape
         top = _randint(0, height - self.height, self.generator)
@@ -235,10 +256,9 @@ class RandomCrop(PointTransform):
         rows, cols = slice(top, top + self.height), slice(left, left + self.width)
         return image[:, rows, cols], label[rows, cols]
 
-    def with_point(
+    def move(
         self, image: torch.Tensor, label: torch.Tensor, point: Point
     ) -> tuple[torch.Tensor, torch.Tensor, Point]:
-        _check_pair(image, label, "RandomCrop")
         image, label = self._pad(image, label)
         height, width = label.shape
         x, y = point
@@ -272,14 +292,9 @@ class RandomHorizontalFlip(PointTransform):
         self.p = p
         self.generator = generator
 
-    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        image, label, _ = self.with_point(image, label, (0, 0))
-        return image, label
-
-    def with_point(
+    def move(
         self, image: torch.Tensor, label: torch.Tensor, point: Point
     ) -> tuple[torch.Tensor, torch.Tensor, Point]:
-        _check_pair(image, label, "RandomHorizontalFlip")
         # Always draw, so the stream of random numbers does not depend on p.
         if torch.rand(1, generator=_draw_from(self.generator)).item() < self.p:
             return image.flip(-1), label.flip(-1), (label.shape[-1] - 1 - point[0], point[1])
@@ -289,7 +304,7 @@ class RandomHorizontalFlip(PointTransform):
         return f"RandomHorizontalFlip(p={self.p})"
 
 
-class Normalize:
+class Normalize(CheckedTransform):
     """Per-channel ``(image - mean) / std`` (ImageNet statistics by default); the label passes through."""
 
     def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
@@ -298,8 +313,7 @@ class Normalize:
         self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
 
-    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_pair(image, label, "Normalize")
+    def apply(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if image.shape[0] != self.mean.shape[0]:
             raise ValueError(
                 f"Normalize: image has {image.shape[0]} channels, mean/std have {self.mean.shape[0]}"

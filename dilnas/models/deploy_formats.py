@@ -40,10 +40,11 @@ from torch import nn
 
 from dilnas.models.deploy import deploy_model
 from dilnas.models.regseg import RegSeg
+from dilnas.spec.settings import parse_choice
+from dilnas.spec.tool_options import DeployFormat
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write
 
-FORMATS = ("onnx", "torchscript")
 OPSET = 18
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
@@ -186,7 +187,7 @@ def check_inputs(input_size: Sequence[int], in_channels: int, seed: int) -> list
 
 def write_deployable(
     eager: RegSeg,
-    fmt: str,
+    fmt: DeployFormat,
     out: str | os.PathLike,
     input_size: Sequence[int],
     seed: int = 0,
@@ -195,9 +196,8 @@ def write_deployable(
     """Write the deploy-mode network of ``eager`` (moved to the CPU, eval mode) to ``out`` as ``fmt``
     (``onnx`` or ``torchscript``), atomically, once the file it wrote reproduces ``eager``'s logits to
     ``tolerance`` (else UserError and nothing written). Returns the checks."""
-    if fmt not in FORMATS:
-        raise UserError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
-    if fmt == "onnx":
+    fmt = parse_choice(DeployFormat, fmt, "format")
+    if fmt is DeployFormat.onnx:
         require_onnx("format=onnx")
     eager = eager.cpu().eval()
     deployed = deploy_model(eager)
@@ -205,7 +205,7 @@ def write_deployable(
     with torch.inference_mode():
         expected = [eager(images) for images in inputs]
     write: Callable[[IO[bytes]], object]
-    if fmt == "onnx":
+    if fmt is DeployFormat.onnx:
         data = onnx_bytes(deployed, inputs[0])
         write = lambda handle: handle.write(data)  # noqa: E731
     else:
@@ -222,19 +222,19 @@ def write_deployable(
                     logits = forward(images)
             except Exception as error:  # onnxruntime's and TorchScript's own error types
                 raise UserError(
-                    f"{out}: the {fmt} model failed on a {shape} input ({type(error).__name__}: "
+                    f"{out}: the {fmt.value} model failed on a {shape} input ({type(error).__name__}: "
                     f"{_first_line(error)}); nothing written"
                 ) from None
             if logits.shape != reference.shape:
                 raise UserError(
-                    f"{out}: the {fmt} model gave logits of shape {tuple(logits.shape)} for a {shape} input, the "
+                    f"{out}: the {fmt.value} model gave logits of shape {tuple(logits.shape)} for a {shape} input, the "
                     f"eager network {tuple(reference.shape)}; nothing written"
                 )
             difference = (logits.float() - reference).abs().max().item()
             checks.append(Check(tuple(images.shape), difference))
             if not difference <= tolerance:  # nan fails too
                 raise UserError(
-                    f"{out}: the {fmt} model's logits differ from the eager network's by up to {difference:.1e} "
+                    f"{out}: the {fmt.value} model's logits differ from the eager network's by up to {difference:.1e} "
                     f"on a {shape} input (allowed: {tolerance:.0e}); nothing written"
                 )
 
@@ -242,10 +242,10 @@ def write_deployable(
     return checks
 
 
-def _loader(fmt: str, path: Path, out: str | os.PathLike) -> Callable[[torch.Tensor], torch.Tensor]:
+def _loader(fmt: DeployFormat, path: Path, out: str | os.PathLike) -> Callable[[torch.Tensor], torch.Tensor]:
     """The forward pass of the file at ``path``, loaded as a deployment would load it."""
     try:
-        if fmt == "onnx":
+        if fmt is DeployFormat.onnx:
             session = onnx_session(path)
             return lambda images: onnx_forward(session, images)
         with _quiet_exporter():
@@ -254,6 +254,6 @@ def _loader(fmt: str, path: Path, out: str | os.PathLike) -> Callable[[torch.Ten
         raise
     except Exception as error:
         raise UserError(
-            f"{out}: the written {fmt} file does not load ({type(error).__name__}: {_first_line(error)}); "
+            f"{out}: the written {fmt.value} file does not load ({type(error).__name__}: {_first_line(error)}); "
             "nothing written"
         ) from None

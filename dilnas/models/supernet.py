@@ -22,22 +22,22 @@ from dilnas.models.mixed import GatedBatchNorm2d, MixedDilatedConv
 from dilnas.models.regseg import RegSeg
 from dilnas.models.weights import derived_state_dict
 from dilnas.spec.arch import ArchSpec
+from dilnas.spec.options import Relaxation
 from dilnas.spec.space import SearchSpace
-
-RELAXATIONS = ("softmax", "gumbel")
 
 
 class SuperNet(RegSeg):
     """RegSeg over a search space: each searchable branch is a ``MixedDilatedConv`` whose rate is a softmax
-    (``relaxation="softmax"``: every candidate computed and mixed) or a straight-through gumbel sample
-    (``"gumbel"``: one candidate computed per training step) over its candidates, from the logits ``alphas``
+    (``Relaxation.softmax``: every candidate computed and mixed) or a straight-through gumbel sample
+    (``Relaxation.gumbel``: one candidate computed per training step) over its candidates, from the logits ``alphas``
     at ``temperature``. In ``eval()`` both relaxations compute the expectation. With one-hot logits it computes
     the same function as the derived network (``derive_network``), which inherits its weights by name.
     """
 
-    def __init__(self, space: SearchSpace, relaxation: str = "softmax", shared_kernel: bool = True):
-        if relaxation not in RELAXATIONS:
-            raise ValueError(f"unknown relaxation {relaxation!r}; allowed: {', '.join(RELAXATIONS)}")
+    def __init__(
+        self, space: SearchSpace, relaxation: Relaxation = Relaxation.softmax, shared_kernel: bool = True
+    ):
+        relaxation = Relaxation(relaxation)  # a plain string such as "gumbel" is checked here
         super().__init__(space.base)
         self.space = space
         self.relaxation = relaxation
@@ -81,7 +81,7 @@ class SuperNet(RegSeg):
 
     # ---- forward ---------------------------------------------------------------------------------
     def _set_mix(self) -> None:
-        if self.relaxation == "softmax" or not self.training:
+        if self.relaxation is Relaxation.softmax or not self.training:
             # Evaluation of a gumbel supernet uses the expectation, like softmax.
             for mixed, alpha in zip(self.mixed, self.alphas, strict=True):
                 mixed.mix, mixed.active = F.softmax(alpha / self.temperature, dim=0), None

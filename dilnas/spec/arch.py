@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dilnas.spec.fov import ReceptiveField
+from dilnas.spec.problems import ProblemCollector, join_path, json_type
 from dilnas.spec.reading import parse_json, read_text
 from dilnas.spec.shipped import ARCHS_DIR, available, shipped_or_path
 from dilnas.utils.errors import InvalidFileError
@@ -219,41 +220,32 @@ _BLOCK_OPTIONAL = ("type", "group_width", "se")
 _DECODER_KEYS = ("type",)
 
 
-class _Parser:
+class _Parser(ProblemCollector):
     """Collects every problem, each prefixed with its JSON path."""
 
-    def __init__(self, source: str):
-        self.source = source
-        self.problems: list[str] = []
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
-
-    def fail_if_problems(self) -> None:
-        if self.problems:
-            raise ArchError(self.source, self.problems)
+    error = ArchError
 
     # -- primitives
     def keys(self, obj: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> bool:
         if not isinstance(obj, dict):
-            self.problem(path, f"expected an object, got {_json_type(obj)}")
+            self.problem(path, f"expected an object, got {json_type(obj)}")
             return False
         allowed = required + optional
         for key in obj:
             if key not in allowed:
-                self.problem(_join(path, key), f"unknown key; allowed: {', '.join(allowed)}")
+                self.problem(join_path(path, key), f"unknown key; allowed: {', '.join(allowed)}")
         for key in required:
             if key not in obj:
-                self.problem(_join(path, key), "missing")
+                self.problem(join_path(path, key), "missing")
         return True
 
     def integer(self, obj: dict, key: str, path: str, minimum: int = 1, default: int | None = None) -> int:
         value = obj.get(key, default)
-        where = _join(path, key)
+        where = join_path(path, key)
         if value is None:
             return minimum  # reported as missing by keys()
         if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(where, f"expected an integer >= {minimum}, got {_json_type(value)} {value!r}")
+            self.problem(where, f"expected an integer >= {minimum}, got {json_type(value)} {value!r}")
             return minimum
         if value < minimum:
             self.problem(where, f"{value} is not allowed; expected an integer >= {minimum}")
@@ -265,21 +257,21 @@ class _Parser:
             return allowed[0]
         if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
             shown = ", ".join(json.dumps(item) for item in allowed)
-            self.problem(_join(path, key), f"{json.dumps(value)} is not allowed; allowed: {shown}")
+            self.problem(join_path(path, key), f"{json.dumps(value)} is not allowed; allowed: {shown}")
             return allowed[0]
         return value
 
     # -- sections
     def parse(self, data: Any, *, allow_gaps: bool) -> ArchSpec:
         if not isinstance(data, dict):
-            raise ArchError(self.source, [f"$: expected a JSON object, got {_json_type(data)}"])
+            self.fail([f"$: expected a JSON object, got {json_type(data)}"])
         if data.get("format") != FORMAT:
-            raise ArchError(self.source, [f"format: expected {FORMAT!r}, got {data.get('format')!r}"])
+            self.fail([f"format: expected {FORMAT!r}, got {data.get('format')!r}"])
         data = self.upgrade(data)
         self.keys(data, "", _TOP_REQUIRED, _TOP_OPTIONAL)
         name = data.get("name", "")
         if not isinstance(name, str) or not name:
-            self.problem("name", f"expected a non-empty string, got {_json_type(name)} {name!r}")
+            self.problem("name", f"expected a non-empty string, got {json_type(name)} {name!r}")
         num_classes = self.integer(data, "num_classes", "")
         stem = self.parse_stem(data.get("stem", {}))
         blocks = self.parse_blocks(data.get("blocks", []))
@@ -288,7 +280,7 @@ class _Parser:
         for key in _TOP_OPTIONAL:
             value = data.get(key)
             if value is not None and not isinstance(value, dict):
-                self.problem(key, f"expected an object, got {_json_type(value)}")
+                self.problem(key, f"expected an object, got {json_type(value)}")
             extras[key] = value
 
         # Structure and gaps are checked even when fields had problems (with placeholders for the bad
@@ -312,12 +304,9 @@ class _Parser:
     def upgrade(self, data: dict) -> dict:
         version = data.get("schema_version")
         if isinstance(version, bool) or not isinstance(version, int):
-            raise ArchError(self.source, [f"schema_version: expected an integer, got {version!r}"])
+            self.fail([f"schema_version: expected an integer, got {version!r}"])
         if version > SCHEMA_VERSION or version < 1 or (version < SCHEMA_VERSION and version not in UPGRADES):
-            raise ArchError(
-                self.source,
-                [f"schema_version: unknown version {version}; this dilnas reads 1..{SCHEMA_VERSION}"],
-            )
+            self.fail([f"schema_version: unknown version {version}; this dilnas reads 1..{SCHEMA_VERSION}"])
         while version < SCHEMA_VERSION:
             data = UPGRADES[version](data)
             version += 1
@@ -338,7 +327,7 @@ class _Parser:
 
     def parse_blocks(self, obj: Any) -> list[BlockSpec]:
         if not isinstance(obj, list) or not obj:
-            self.problem("blocks", f"expected a non-empty list of blocks, got {_json_type(obj)}")
+            self.problem("blocks", f"expected a non-empty list of blocks, got {json_type(obj)}")
             return []
         return [self.parse_block(item, f"blocks[{index}]") for index, item in enumerate(obj)]
 
@@ -347,12 +336,12 @@ class _Parser:
             return BlockSpec(1, 1, 1, (1,))
         se = obj.get("se", True)
         if not isinstance(se, bool):
-            self.problem(_join(path, "se"), f"expected true or false, got {_json_type(se)} {se!r}")
+            self.problem(join_path(path, "se"), f"expected true or false, got {json_type(se)} {se!r}")
         block = BlockSpec(
             in_channels=self.integer(obj, "in_channels", path),
             out_channels=self.integer(obj, "out_channels", path),
             stride=self.choice(obj, "stride", path, STRIDES),
-            dilations=self.parse_dilations(obj.get("dilations"), _join(path, "dilations")),
+            dilations=self.parse_dilations(obj.get("dilations"), join_path(path, "dilations")),
             group_width=self.integer(obj, "group_width", path, default=16),
             se=bool(se),
             type=self.choice(obj, "type", path, BLOCK_TYPES, default="D"),
@@ -360,12 +349,12 @@ class _Parser:
         branches = len(block.dilations)
         if block.out_channels % branches:
             self.problem(
-                _join(path, "out_channels"),
+                join_path(path, "out_channels"),
                 f"{block.out_channels} is not divisible by the number of branches ({branches})",
             )
         elif block.branch_channels % block.group_width:
             self.problem(
-                _join(path, "out_channels"),
+                join_path(path, "out_channels"),
                 f"{block.out_channels} split into {branches} branch(es) of {block.branch_channels} channels "
                 f"is not divisible by group_width {block.group_width}",
             )
@@ -375,7 +364,7 @@ class _Parser:
         if obj is None:
             return (1,)  # reported as missing by keys()
         if not isinstance(obj, list) or not obj:
-            self.problem(path, f"expected a non-empty list of integer rates >= 1, got {_json_type(obj)}")
+            self.problem(path, f"expected a non-empty list of integer rates >= 1, got {json_type(obj)}")
             return (1,)
         rates = []
         for index, rate in enumerate(obj):
@@ -411,23 +400,3 @@ class _Parser:
                 f"{', '.join(map(str, DECODER_OUTPUT_STRIDES))} and the body must end at "
                 f"{DECODER_OUTPUT_STRIDES[-1]}; these blocks reach {', '.join(map(str, reached))}",
             )
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__

@@ -16,46 +16,43 @@ ranks them much as retraining does (experiments/ground_truth/README.md).
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import math
-import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from dilnas import __version__
 from dilnas.spec.arch import ArchSpec
 from dilnas.spec.gapless import Score, best_gapless, top_gapless
+from dilnas.spec.options import DeriveRule
 from dilnas.spec.space import SearchSpace
 
-RULES = ("argmax", "expected", "topk")
+
+def rule_name(rule: DeriveRule, k: int = 2) -> str:
+    """The rule as recorded in ``arch.json`` and in file names: ``argmax``, ``expected``, ``topk2``."""
+    return f"topk{k}" if rule is DeriveRule.topk else rule.value
 
 
-def branch_scores(rates: Sequence[int], probs: Sequence[float], rule: str, k: int = 2) -> list[Score]:
+def branch_scores(rates: Sequence[int], probs: Sequence[float], rule: DeriveRule, k: int = 2) -> list[Score]:
     """What each candidate of one branch is worth under ``rule`` (higher is better, ties: the smaller rate).
 
     - ``argmax``: its log-probability;
     - ``expected``: minus its distance to the probability-weighted rate;
     - ``topk``: first whether it is among the ``k`` most probable, then its rate, then its log-probability.
     """
-    if rule == "argmax":
+    rule = DeriveRule(rule)  # a plain string such as "argmax" is checked here
+    if rule is DeriveRule.argmax:
         return [(math.log(max(p, 1e-300)), -r) for r, p in zip(rates, probs, strict=True)]
-    if rule == "expected":
+    if rule is DeriveRule.expected:
         expected = sum(p * r for r, p in zip(rates, probs, strict=True))
         return [(-abs(r - expected), -r) for r in rates]
-    if rule == "topk":
-        ranked = sorted(zip(probs, rates, strict=True), key=lambda pr: (-pr[0], pr[1]))
-        top = {r for _, r in ranked[: max(1, k)]}
-        return [(float(r in top), r, math.log(max(p, 1e-300))) for r, p in zip(rates, probs, strict=True)]
-    raise ValueError(f"unknown derivation rule {rule!r}; allowed: {', '.join(RULES)}")
+    ranked = sorted(zip(probs, rates, strict=True), key=lambda pr: (-pr[0], pr[1]))
+    top = {r for _, r in ranked[: max(1, k)]}
+    return [(float(r in top), r, math.log(max(p, 1e-300))) for r, p in zip(rates, probs, strict=True)]
 
 
 def derive_rates(
-    space: SearchSpace, probs: Sequence[Sequence[float]], rule: str = "argmax", k: int = 2
+    space: SearchSpace, probs: Sequence[Sequence[float]], rule: DeriveRule = DeriveRule.argmax, k: int = 2
 ) -> list[int]:
     """One rate per searchable branch, in the space's order: the jointly best gapless assignment."""
-    if rule not in RULES:
-        raise ValueError(f"unknown derivation rule {rule!r}; allowed: {', '.join(RULES)}")
     scores = [branch_scores(b.candidates, p, rule, k) for b, p in zip(space.branches, probs, strict=True)]
     rates = best_gapless(space.base, space.branches, scores)
     if rates is None:  # a loaded space always has one (unreachable candidates are refused at load)
@@ -68,48 +65,35 @@ def shortlist(
 ) -> list[list[int]]:
     """``pick`` then the most probable gapless architectures after it (by the sum of log-probabilities), ``count``
     in all (fewer when the space holds fewer)."""
-    scores = [branch_scores(b.candidates, p, "argmax") for b, p in zip(space.branches, probs, strict=True)]
+    scores = [
+        branch_scores(b.candidates, p, DeriveRule.argmax) for b, p in zip(space.branches, probs, strict=True)
+    ]
     ranked = top_gapless(space.base, space.branches, scores, count)
     others = [list(rates) for rates in ranked if list(rates) != list(pick)]
     return [list(pick), *others][: max(1, count)]
 
 
-def selected(selection: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The best-scored entry of a scored shortlist (``{"rates": ..., "miou": ...}``); the earlier on ties."""
-    best = max(range(len(selection)), key=lambda i: (selection[i]["miou"], -i))
-    return selection[best]
-
-
-def git_commit() -> str | None:
-    """The commit of the dilnas checkout, when it is one."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
-
-
 def derive_arch(
     space: SearchSpace,
     probs: Sequence[Sequence[float]],
-    rule: str = "argmax",
+    rule: DeriveRule = DeriveRule.argmax,
     k: int = 2,
     name: str | None = None,
     provenance: dict[str, Any] | None = None,
-    selection: Sequence[dict[str, Any]] | None = None,
+    rates: Sequence[int] | None = None,
 ) -> ArchSpec:
     """The derived architecture with its ``search`` and ``provenance`` sections.
 
-    ``selection``: the shortlist as scored on held-out data (``{"rates": [...], "miou": ...}`` each, the rule's
-    pick first); the best score (the earlier on ties) is the architecture, and the list goes into ``search``."""
-    rates = list(selected(selection)["rates"]) if selection else derive_rates(space, probs, rule, k)
+    ``rates``: the architecture when the caller decided it otherwise (the held-out selection's best, random
+    search's pick); by default the rule's pick. ``provenance`` is recorded as given: the writer of the file
+    adds the version, commit and time (``dilnas.utils.provenance``)."""
+    rule = DeriveRule(rule)
+    rates = list(rates) if rates is not None else derive_rates(space, probs, rule, k)
     arch = space.arch_with(rates, name=name or f"{space.name}_derived")
     search: dict[str, Any] = {
         "space": space.name,
         "space_digest": space.digest,
-        "rule": rule if rule != "topk" else f"topk{k}",
+        "rule": rule_name(rule, k),
         "branches": {
             branch.key: {
                 "rates": list(branch.candidates),
@@ -119,12 +103,4 @@ def derive_arch(
             for branch, branch_probs, rate in zip(space.branches, probs, rates, strict=True)
         },
     }
-    if selection:
-        search["selection"] = [{"rates": list(c["rates"]), "miou": float(c["miou"])} for c in selection]
-    stamp = {
-        "dilnas_version": __version__,
-        "git_commit": git_commit(),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        **(provenance or {}),
-    }
-    return dataclasses.replace(arch, search=search, provenance=stamp)
+    return dataclasses.replace(arch, search=search, provenance=dict(provenance or {}))

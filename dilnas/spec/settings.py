@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from dilnas.utils.errors import UserError
 
@@ -136,3 +136,16 @@ def _default_text(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return _shown(value)
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def parse_choice(choices: type[E], value: E | str, name: str) -> E:
+    """``value`` as a member of the str Enum ``choices`` (a member passes through, its text is looked up);
+    anything else is a one-line UserError naming ``name`` and the allowed values."""
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in choices)
+        raise UserError(f"{name}={value!r}: expected one of {allowed}") from None

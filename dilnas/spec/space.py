@@ -23,9 +23,10 @@ from typing import Any
 
 from dilnas.spec.arch import FORMAT as ARCH_FORMAT
 from dilnas.spec.arch import SCHEMA_VERSION as ARCH_SCHEMA_VERSION
-from dilnas.spec.arch import STRIDES, ArchError, ArchSpec, _join, _json_type
+from dilnas.spec.arch import STRIDES, ArchError, ArchSpec
 from dilnas.spec.fov import ReceptiveField, padding_fraction
 from dilnas.spec.gapless import unreachable_candidates
+from dilnas.spec.problems import ProblemCollector, join_path, json_type
 from dilnas.spec.reading import parse_yaml, read_text
 from dilnas.spec.shipped import SEARCH_SPACES_DIR, available, shipped_or_path
 from dilnas.utils.errors import InvalidFileError
@@ -182,32 +183,27 @@ class _Dilation:
     step: int = 1
 
 
-class _SpaceParser:
-    def __init__(self, source: str):
-        self.source = source
-        self.problems: list[str] = []
+class _SpaceParser(ProblemCollector):
+    """Collects every problem, each prefixed with its YAML path; those shared by every copy of a repeated
+    block are reported once."""
 
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
+    error = SpaceError
 
     def parse(self, data: Any) -> SearchSpace:
         if not isinstance(data, dict):
-            raise SpaceError(self.source, [f"$: expected a mapping, got {_json_type(data)}"])
+            self.fail([f"$: expected a mapping, got {json_type(data)}"])
         if data.get("format") != FORMAT:
-            raise SpaceError(self.source, [f"format: expected {FORMAT!r}, got {data.get('format')!r}"])
+            self.fail([f"format: expected {FORMAT!r}, got {data.get('format')!r}"])
         version = data.get("schema_version")
         if isinstance(version, bool) or version != SCHEMA_VERSION:
-            raise SpaceError(
-                self.source,
-                [f"schema_version: unknown version {version!r}; this dilnas reads 1..{SCHEMA_VERSION}"],
-            )
+            self.fail([f"schema_version: unknown version {version!r}; this dilnas reads 1..{SCHEMA_VERSION}"])
         allowed = _TOP_REQUIRED + _TOP_OPTIONAL
         for key in data:
             if key not in allowed:
                 self.problem(str(key), f"unknown key; allowed: {', '.join(allowed)}")
         description = data.get("description", "")
         if not isinstance(description, str):
-            self.problem("description", f"expected a string, got {_json_type(description)}")
+            self.problem("description", f"expected a string, got {json_type(description)}")
         crop = self.parse_crop(data.get("search_crop"))
 
         blocks, dilations, repeats = self.expand_blocks(data.get("blocks"))
@@ -221,7 +217,7 @@ class _SpaceParser:
         branches = self.walk_bounds(data.get("stem"), blocks, dilations)
         self.problems = _collapse_repeats(self.problems, repeats)
         if self.problems or base is None:
-            raise SpaceError(self.source, self.problems)
+            self.fail()
         for index, rate in unreachable_candidates(base, branches):
             branch = branches[index]
             self.problem(
@@ -229,8 +225,8 @@ class _SpaceParser:
                 f"candidate {rate} is in no gapless network of this space (with it, a later block's rate "
                 "leaves a gap whatever the other branches choose); remove it",
             )
-        if self.problems:
-            raise SpaceError(self.source, _collapse_repeats(self.problems, repeats))
+        self.problems = _collapse_repeats(self.problems, repeats)
+        self.fail_if_problems()
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return SearchSpace(
             name=base.name,
@@ -308,13 +304,15 @@ class _SpaceParser:
         if isinstance(obj, dict):
             for key in obj:
                 if key not in _AUTO_KEYS:
-                    self.problem(_join(path, str(key)), f"unknown key; allowed: {', '.join(_AUTO_KEYS)}")
+                    self.problem(join_path(path, str(key)), f"unknown key; allowed: {', '.join(_AUTO_KEYS)}")
             if obj.get("auto") is not True:
-                self.problem(_join(path, "auto"), f"expected true, got {obj.get('auto')!r}")
+                self.problem(join_path(path, "auto"), f"expected true, got {obj.get('auto')!r}")
             limits = {}
             for key in ("max", "step"):
                 if key in obj and not _is_rate(obj[key]):
-                    self.problem(_join(path, key), f"{obj[key]!r} is not allowed; expected an integer >= 1")
+                    self.problem(
+                        join_path(path, key), f"{obj[key]!r} is not allowed; expected an integer >= 1"
+                    )
                 limits[key] = obj[key] if _is_rate(obj.get(key)) else None
             return _Dilation("auto", maximum=limits["max"], step=limits["step"] or 1)
         self.problem(path, f"{obj!r} is not allowed; expected {_DILATION_ALLOWED}")

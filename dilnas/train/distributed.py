@@ -10,6 +10,8 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
+from dilnas.spec.options import DeviceChoice
+from dilnas.spec.settings import parse_choice
 from dilnas.utils.errors import UserError
 
 T = TypeVar("T")
@@ -56,16 +58,17 @@ def export_submitit_tasks() -> None:
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
 
 
-def resolve_device(choice: str) -> torch.device:
+def resolve_device(choice: DeviceChoice) -> torch.device:
     """``auto`` picks CUDA when available; asking for CUDA without it is a user error."""
-    if choice == "auto":
+    choice = parse_choice(DeviceChoice, choice, "device")
+    if choice is DeviceChoice.auto:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
+    if choice is DeviceChoice.cuda and not torch.cuda.is_available():
         raise UserError("device=cuda: CUDA is not available on this machine; use device=cpu or device=auto")
-    return torch.device(choice)
+    return torch.device(choice.value)
 
 
-def run_distributed(device_choice: str, body: Callable[[torch.device, DistInfo], T]) -> T:
+def run_distributed(device_choice: DeviceChoice, body: Callable[[torch.device, DistInfo], T]) -> T:
     """Run ``body(device, info)`` in this process's place of a ``torchrun`` job (or alone), then leave the
     process group. On CUDA each process takes the GPU of its local rank."""
     device = resolve_device(device_choice)

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dilnas.spec.labels import IGNORE_INDEX
+from dilnas.spec.options import LossName
+from dilnas.spec.settings import parse_choice
 
 
 class BootstrappedCrossEntropy(nn.Module):
@@ -28,9 +30,7 @@ class BootstrappedCrossEntropy(nn.Module):
         return hard.mean()
 
 
-def build_loss(name: str, threshold: float = 0.3, top_fraction: float = 1 / 16) -> nn.Module:
-    if name == "ce":
+def build_loss(name: LossName, threshold: float = 0.3, top_fraction: float = 1 / 16) -> nn.Module:
+    if parse_choice(LossName, name, "loss.name") is LossName.ce:
         return nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
-    if name == "bootstrapped_ce":
-        return BootstrappedCrossEntropy(threshold, top_fraction)
-    raise ValueError(f"unknown loss {name!r}; allowed: ce, bootstrapped_ce")
+    return BootstrappedCrossEntropy(threshold, top_fraction)

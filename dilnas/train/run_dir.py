@@ -23,9 +23,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from dilnas.train.distributed import DistInfo, broadcast_object
 from dilnas.utils.checkpoints import load_checkpoint
@@ -46,6 +48,7 @@ OVERRIDES = Path(".hydra") / "overrides.yaml"
 # Settings a resumed run may change (a moved data set, other loader processes); any other difference in the
 # sections a command names is another run.
 RESUME_MAY_CHANGE = ("data.root", "data.num_workers")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,22 @@ class RunDir:
 
     def is_search_run(self) -> bool:
         return self.space.is_file()
+
+    def read_config(self, schema: type[T]) -> T:
+        """The run's ``config.yaml`` as ``schema`` (an option dataclass of ``dilnas.spec.options``): the one
+        reader of a run's settings. Settings added to dilnas since the run take their defaults; a missing
+        file, or one that does not fit ``schema``, is a one-line UserError."""
+        if not self.config.is_file():
+            raise UserError(f"{self.path}: no {CONFIG} (a run writes it when it starts)")
+        try:
+            loaded = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(self.config))
+            config = OmegaConf.to_object(loaded)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(f"{self.config}: not the config of a {schema.__name__} run: {reason}") from None
+        if not isinstance(config, schema):
+            raise UserError(f"{self.config}: not the config of a {schema.__name__} run")
+        return config
 
 
 def _select(config: Any, key: str) -> Any:

@@ -22,20 +22,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
 from dilnas.models.supernet import SuperNet
-from dilnas.spec.derivation import derive_rates, selected, shortlist
+from dilnas.spec.derivation import derive_rates, shortlist
 from dilnas.spec.options import Relaxation, SearchConfig
 from dilnas.train.arch_image import ProbabilityImage
 from dilnas.train.architect import Architect
 from dilnas.train.distributed import broadcast_buffers
 from dilnas.train.run_dir import ARCH_HISTORY, METRICS
 from dilnas.train.sampling import BatchStream, ResumableDistributedSampler, SeededAugmentation, dataset_length
-from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainingDiverged, TrainSetup, evaluate
+from dilnas.train.selection import calibration_batches, probe, score_architectures, selection_of
+from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainingDiverged, TrainSetup
 from dilnas.utils.errors import UserError
-from dilnas.utils.seeds import BN_CALIBRATION, HELDOUT_ORDER, derive_seed
+from dilnas.utils.seeds import HELDOUT_ORDER, derive_seed
 
 log = logging.getLogger("dilnas")
 
@@ -157,7 +157,7 @@ class SearchTrainer(Trainer):
         """(current choices, per-branch record, field of view of the current choice)."""
         space = self.supernet.space
         probs = [p.cpu() for p in self.supernet.probabilities()]
-        rates = derive_rates(space, [p.tolist() for p in probs], self.search.rule.value, self.search.topk)
+        rates = derive_rates(space, [p.tolist() for p in probs], self.search.rule, self.search.topk)
         branches = {}
         for branch, p, rate in zip(space.branches, probs, rates, strict=True):
             candidates = torch.tensor(branch.candidates, dtype=torch.float64)
@@ -209,26 +209,18 @@ class SearchTrainer(Trainer):
             self.train_set.dataset, self.seed, self.search.gap_bn_batches, self.config.batch_size, self.device
         )
 
-    def probe(self, model: nn.Module, batches: list[torch.Tensor]) -> dict[str, Any]:
-        """Held-out summary of ``model`` (a copy: its BatchNorm statistics are re-estimated on ``batches``)."""
-        if batches:
-            recalibrate_batchnorm(model, batches)
-        matrix = evaluate(model, self.eval_loader, len(self.class_names), self.device, self.precision)
-        return matrix.summary(self.class_names)
-
-    def score_architectures(
-        self, candidates: Sequence[Sequence[int]], batches: list[torch.Tensor]
-    ) -> list[dict[str, Any]]:
-        """Each candidate (one rate per searchable branch) as a network with the supernet's weights, scored on
-        the held-out split after BatchNorm re-estimation on ``batches``: its summary, with ``rates``."""
-        space = self.supernet.space
-        return [
-            {
-                **self.probe(self.supernet.derive_network(space.arch_with(rates), rates), batches),
-                "rates": rates,
-            }
-            for rates in map(list, candidates)
-        ]
+    def score(self, candidates: Sequence[Sequence[int]], batches: list[torch.Tensor]) -> list[dict[str, Any]]:
+        """Each candidate as a network with the supernet's weights, scored on the held-out split
+        (``dilnas.train.selection.score_architectures``)."""
+        return score_architectures(
+            self.supernet,
+            candidates,
+            batches,
+            self.eval_loader,
+            self.class_names,
+            self.device,
+            self.precision,
+        )
 
     def measure(self) -> tuple[dict[str, Any], dict[str, float]]:
         """The supernet and the derived network on the held-out split, like for like (module docstring); at
@@ -238,18 +230,21 @@ class SearchTrainer(Trainer):
         batches = self.calibration_batches()
         # A copy (the probe must not touch the training state) that scores and calibrates the expectation
         # (the softmax mixture at the current logits and temperature) in either relaxation.
-        supernet = SuperNet(self.supernet.space, Relaxation.softmax.value, self.search.shared_kernel)
+        supernet = SuperNet(self.supernet.space, Relaxation.softmax, self.search.shared_kernel)
         supernet.load_state_dict(self.supernet.state_dict())
         supernet.temperature = self.supernet.temperature
         supernet.to(self.device)
-        supernet_miou = self.probe(supernet, batches)["miou"]
+        supernet_miou = probe(
+            supernet, batches, self.eval_loader, self.class_names, self.device, self.precision
+        )["miou"]
         select = self.state.step >= self.total_steps and self.search.select_top > 1
         candidates = [rates]
         if select:  # the rule's pick and the next most probable gapless networks, scored alike
             probs = [p.tolist() for p in self.supernet.probabilities()]
             candidates = shortlist(self.supernet.space, probs, rates, self.search.select_top)
-        scored = self.score_architectures(candidates, batches)
-        summary = {**selected(scored), "miou_supernet": supernet_miou}
+        scored = self.score(candidates, batches)
+        selection = selection_of(scored)
+        summary = {**scored[selection.scored.index(selection.best)], "miou_supernet": supernet_miou}
         scalars = {
             "search/miou": summary["miou"],
             "search/miou_supernet": supernet_miou,
@@ -257,33 +252,6 @@ class SearchTrainer(Trainer):
             "search/pixel_accuracy": summary["pixel_accuracy"],
         }
         if select:
-            summary["selection"] = [{"rates": entry["rates"], "miou": entry["miou"]} for entry in scored]
-            scalars["search/miou_rule"] = scored[0]["miou"]
+            summary["selection"] = selection.to_records()
+            scalars["search/miou_rule"] = selection.rule_pick.miou
         return summary, scalars
-
-
-def calibration_batches(
-    train_set: Dataset, seed: int, num_batches: int, batch_size: int, device: torch.device
-) -> list[torch.Tensor]:
-    """``num_batches`` batches of augmented training images, drawn with the run's ``seed``, that re-estimate
-    BatchNorm statistics before a held-out probe; none when ``num_batches`` is 0 (``search.gap_bn_batches``)."""
-    calibration = SeededAugmentation(train_set, derive_seed(seed, BN_CALIBRATION))
-    indices = range(min(num_batches * batch_size, len(calibration)))
-    if not indices:
-        return []
-    images = torch.stack([calibration[i][0] for i in indices]).to(device)
-    return list(images.split(batch_size))
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, batches: list[torch.Tensor]) -> None:
-    """Re-estimate BatchNorm statistics (a plain average over ``batches``): the supernet's statistics were
-    gathered under the mixture of rates, not under the derived network's single rates."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative moving average
-    model.train()
-    for images in batches:
-        model(images)
-    model.eval()

@@ -22,23 +22,9 @@ import torch
 import torch.distributed as dist
 
 from dilnas.train.distributed import DistInfo
+from dilnas.utils.errors import RunInterrupted
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
-
-
-class RunInterrupted(Exception):
-    """A stop signal ended the run after its checkpoint was saved; ``resume=true`` continues it."""
-
-    def __init__(self, signum: int, step: int, checkpoint: Path):
-        self.signum, self.step, self.checkpoint = signum, step, checkpoint
-        super().__init__(
-            f"stopped by {signal.Signals(signum).name} at step {step}; saved {checkpoint}; "
-            "run the same command with resume=true to continue"
-        )
-
-    @property
-    def exit_status(self) -> int:
-        return 128 + self.signum
 
 
 class StopSignals:

@@ -162,7 +162,7 @@ class Trainer:
         self.eval_loader = eval_loader(data.eval_set, trainer.eval_batch_size, data.num_workers, self.info)
         self.eval_set = data.eval_set
         loss = recipe.loss
-        self.criterion = build_loss(loss.name.value, loss.bootstrap_threshold, loss.bootstrap_fraction)
+        self.criterion = build_loss(loss.name, loss.bootstrap_threshold, loss.bootstrap_fraction)
         self.optimizer = torch.optim.SGD(
             parameter_groups(self.bare_model, optim.weight_decay, exclude=exclude),
             lr=optim.lr,

@@ -1,4 +1,8 @@
-"""The exception type that command-line entry points turn into a one-line message, and its kinds."""
+"""The exceptions that command-line entry points turn into one line: user errors (exit status 2) and runs
+stopped by a signal after saving their checkpoint (exit status 128 + the signal number)."""
+
+import signal
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -18,6 +22,21 @@ class InvalidFileError(UserError):
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: invalid {self.what}: " + "; ".join(problems))
+
+
+class RunInterrupted(Exception):
+    """A stop signal ended the run after its checkpoint was saved; ``resume=true`` continues it."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name} at step {step}; saved {checkpoint}; "
+            "run the same command with resume=true to continue"
+        )
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
 
 
 def os_reason(error: OSError) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -73,3 +74,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def remove_unused_dir(run_dir: Path, own_files: set[str | None]) -> None:
+    """Remove ``run_dir`` when it holds nothing but ``own_files`` (what was made for a run that then failed on
+    bad input: Hydra's ``.hydra/`` and log), and the folders made for it as far as they are empty, up to the
+    working directory. The working directory itself, and a directory holding anything else, stay."""
+    if not run_dir.is_dir() or run_dir.resolve() == Path.cwd().resolve():
+        return
+    if all(entry.name in own_files for entry in run_dir.iterdir()):
+        shutil.rmtree(run_dir)
+        cwd = Path.cwd().resolve()
+        for parent in run_dir.resolve().parents:
+            if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+                break
+            parent.rmdir()

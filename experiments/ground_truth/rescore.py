@@ -20,57 +20,51 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from dilnas.models.supernet import SuperNet
-from dilnas.search import search_data
 from dilnas.spec.arch import load_arch
-from dilnas.spec.derivation import selected, shortlist
+from dilnas.spec.derivation import shortlist
 from dilnas.spec.gapless import rates_key
-from dilnas.spec.options import SearchRunConfig
+from dilnas.spec.options import Relaxation, SearchRunConfig
 from dilnas.spec.space import load_space
-from dilnas.train.search_trainer import calibration_batches, recalibrate_batchnorm
-from dilnas.train.trainer import evaluate
+from dilnas.train.run_dir import RunDir
+from dilnas.train.search_run import search_data
+from dilnas.train.selection import calibration_batches, score_architectures, selection_of
 from dilnas.utils.checkpoints import load_checkpoint
 
 COLUMNS = ("run", "rank", "arch", "heldout_miou", "kept")
 
 
 def rescore(run_dir: Path, top: int) -> list[dict[str, object]]:
-    # The run's config over today's schema: settings added since then take their defaults.
-    config = OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(SearchRunConfig), OmegaConf.load(run_dir / "config.yaml"))
-    )
-    assert isinstance(config, SearchRunConfig)
-    space = load_space(run_dir / "space.yaml")
+    run = RunDir(run_dir)
+    config = run.read_config(SearchRunConfig)  # settings added since the run take their defaults
+    space = load_space(run.space)
     data = search_data(config)
-    supernet = SuperNet(space, "softmax", config.search.shared_kernel)
-    supernet.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"])
-    searched = load_arch(run_dir / "arch.json").search or {}
+    supernet = SuperNet(space, Relaxation.softmax, config.search.shared_kernel)
+    supernet.load_state_dict(load_checkpoint(run.last)["model"])
+    searched = load_arch(run.arch).search or {}
     probs = [entry["probs"] for entry in searched["branches"].values()]
     pick = [entry["choice"] for entry in searched["branches"].values()]
     batch_size = config.trainer.batch_size
+    device = torch.device("cpu")
     batches = calibration_batches(
-        data.train_set, config.seed, config.search.gap_bn_batches, batch_size, torch.device("cpu")
+        data.train_set, config.seed, config.search.gap_bn_batches, batch_size, device
     )
     loader = DataLoader(data.heldout_eval, batch_size=batch_size)
-    scored = []
-    for rates in shortlist(space, probs, pick, top):
-        network = supernet.derive_network(space.arch_with(rates), rates)
-        recalibrate_batchnorm(network, batches)
-        matrix = evaluate(network, loader, len(data.class_names), torch.device("cpu"))
-        scored.append({"rates": rates, "miou": matrix.summary(data.class_names)["miou"]})
-    kept = selected(scored)["rates"]
+    candidates = shortlist(space, probs, pick, top)
+    selection = selection_of(
+        score_architectures(supernet, candidates, batches, loader, data.class_names, device)
+    )
     return [
         {
             "run": str(run_dir),
             "rank": rank,
-            "arch": rates_key(entry["rates"]),
-            "heldout_miou": round(entry["miou"], 4),
-            "kept": int(entry["rates"] == kept),
+            "arch": rates_key(entry.rates),
+            "heldout_miou": round(entry.miou, 4),
+            "kept": int(entry == selection.best),
         }
-        for rank, entry in enumerate(scored)
+        for rank, entry in enumerate(selection.scored)
     ]
 
 
