@@ -274,6 +274,13 @@ class ArchResult:
     arch: str
     mious: tuple[float, ...]
     cpu_seconds: tuple[float, ...] = ()
+    seeds: tuple[
+        int | None, ...
+    ] = ()  # the seed of each mIoU (None where the table has no seed column value)
+
+    def miou_of(self, seed: int) -> float | None:
+        """The mIoU of retraining seed ``seed``, or None when the table has no such row."""
+        return next((miou for miou, s in zip(self.mious, self.seeds, strict=False) if s == seed), None)
 
     @property
     def mean(self) -> float:
@@ -328,6 +335,7 @@ def read_table(path: Path, branches: int | None = None) -> dict[str, ArchResult]
         raise UserError(f"{path}: not a ground-truth table: missing column(s) {', '.join(sorted(missing))}")
     mious: dict[str, list[float]] = {}
     costs: dict[str, list[float]] = {}
+    seeds: dict[str, list[int | None]] = {}
     for number, row in enumerate(reader, start=2):
         value = _table_number(row.get("miou"), path, number, "miou")
         rates = parse_rates_key(row["arch"] or "")
@@ -337,6 +345,8 @@ def read_table(path: Path, branches: int | None = None) -> dict[str, ArchResult]
                 "searchable branches (a table of another space?)"
             )
         mious.setdefault(row["arch"], []).append(value)
+        seed = row.get("seed")
+        seeds.setdefault(row["arch"], []).append(int(seed) if seed and seed.strip().isdigit() else None)
         if row.get("cpu_seconds"):
             costs.setdefault(row["arch"], []).append(
                 _table_number(row["cpu_seconds"], path, number, "cpu_seconds")
@@ -344,7 +354,8 @@ def read_table(path: Path, branches: int | None = None) -> dict[str, ArchResult]
     if not mious:
         raise UserError(f"{path}: the ground-truth table has no rows")
     return {
-        arch: ArchResult(arch, tuple(values), tuple(costs.get(arch, ()))) for arch, values in mious.items()
+        arch: ArchResult(arch, tuple(values), tuple(costs.get(arch, ())), tuple(seeds[arch]))
+        for arch, values in mious.items()
     }
 
 

@@ -11,6 +11,7 @@ from dilnas.spec.tool_options import (
     InfoConfig,
     PlotConfig,
     PredictConfig,
+    RankConfig,
     ReportConfig,
 )
 
@@ -29,4 +30,5 @@ SCHEMAS: tuple[tuple[str, str | None, type], ...] = (
     ("plot_schema", None, PlotConfig),
     ("report_schema", None, ReportConfig),
     ("grid_schema", None, GridConfig),
+    ("rank_schema", None, RankConfig),
 )

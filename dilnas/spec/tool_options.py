@@ -187,3 +187,19 @@ class GridConfig:
     seeds: list[int] = setting(doc="retraining seeds", factory=lambda: [0, 1, 2], low=0)
     retrain: list[str] = setting(doc="extra dilnas-retrain overrides (recipe, launcher)", factory=list)
     stage: GridStage = setting(GridStage.all, "all, write (archs and the command) or collect (the table)")
+
+
+# ---- ranking -------------------------------------------------------------------------------------
+@dataclass
+class RankConfig:
+    """dilnas-rank: how well a search run's supernet orders the architectures of a ground-truth table."""
+
+    run_dir: str = setting(doc="a dilnas-search run directory (its supernet scores the architectures)")
+    ground_truth: str = setting(doc="a dilnas-grid ground_truth.csv of the run's search space")
+    checkpoint: str | None = setting(None, "the supernet checkpoint (null: <run_dir>/checkpoints/last.pt)")
+    out: str | None = setting(None, "the report (null: <run_dir>/rank.json)")
+    top: int = setting(5, "how many of the best architectures the overlap compares", low=1)
+    bootstrap: int = setting(1000, "bootstrap resamples of the table's seeds for the intervals", low=1)
+    seed: int = setting(0, "seed of the bootstrap", low=0)
+    device: DeviceChoice = setting(DeviceChoice.auto, "auto (CUDA if available), cpu or cuda")
+    threads: int | None = setting(None, "torch CPU threads (null: torch's default)", low=1)

@@ -11,17 +11,7 @@ import torch
 from PIL import Image
 
 from dilnas.data.camvid import CamVidDataset
-from dilnas.data.common import DataError
-
-
-def raise_one_line(call, *names: Path | str) -> str:
-    with pytest.raises(DataError) as info:
-        call()
-    message = str(info.value)
-    assert "\n" not in message
-    for name in names:
-        assert str(name) in message, message
-    return message
+from tests.helpers.fake_data import raise_one_line
 
 
 def test_classes() -> None:

@@ -3,8 +3,6 @@ has the preset's sizes, the 11 classes and void as the ignore index. Skips where
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -17,8 +15,9 @@ from dilnas.cli import CONF_DIR, register_schemas, typed_config
 from dilnas.data.factory import build_dataset
 from dilnas.spec.labels import IGNORE_INDEX
 from dilnas.spec.options import RetrainConfig
+from tests.helpers import REPO
 
-CAMVID = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "camvid"
+CAMVID = REPO.parent / "shared" / "data" / "camvid"
 pytestmark = pytest.mark.skipif(not (CAMVID / "train").is_dir(), reason=f"real CamVid not at {CAMVID}")
 
 

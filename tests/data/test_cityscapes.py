@@ -11,8 +11,7 @@ import torch
 from PIL import Image
 
 from dilnas.data.cityscapes import CityscapesDataset
-from dilnas.data.common import DataError
-from dilnas.utils.errors import UserError
+from tests.helpers.fake_data import raise_one_line
 
 # The official cityscapesScripts table, written out independently of the module under test.
 OFFICIAL_TRAIN_IDS = {
@@ -43,18 +42,6 @@ def expected_train_ids(raw: np.ndarray) -> np.ndarray:
     for label_id, train_id in OFFICIAL_TRAIN_IDS.items():
         table[label_id] = train_id
     return table[raw]
-
-
-def raise_one_line(call, *names: Path | str) -> str:
-    """Run ``call``, expect a DataError whose single-line message names each of ``names``."""
-    with pytest.raises(DataError) as info:
-        call()
-    message = str(info.value)
-    assert isinstance(info.value, UserError)
-    assert "\n" not in message
-    for name in names:
-        assert str(name) in message, message
-    return message
 
 
 def test_classes() -> None:

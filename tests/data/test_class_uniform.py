@@ -26,7 +26,7 @@ from dilnas.data.transforms import Compose, RandomCrop, RandomHorizontalFlip, Ra
 from dilnas.spec.options import DataConfig, DataName
 from dilnas.train.sampling import ResumableDistributedSampler, SeededAugmentation
 from dilnas.utils.errors import UserError
-from tests.data.conftest import BLOB_TRAIN_IMAGES, blob_classes, blob_label, write_png
+from tests.helpers.fake_data import BLOB_TRAIN_IMAGES, blob_classes, blob_label, write_png
 
 CROP = 16  # of images scaled to a short side of 24..40 (24x48 at first): a crop often misses a blob
 NUM_CLASSES = 19

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from tests.data.conftest import CITYSCAPES_LABEL_IDS, write_blob_tree
-from tests.test_retrain import ENV, REPO, records
+from tests.helpers import ENV, REPO, TINY
+from tests.helpers.commands import records
+from tests.helpers.fake_data import CITYSCAPES_LABEL_IDS, write_blob_tree
 
-TINY = REPO / "experiments" / "synthetic" / "tiny_rate1.json"
 SHRUNK = [
     "data.scale_range=[32,48]",
     "data.crop_size=[32,32]",

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
+
 SCRIPT = REPO / "experiments" / "camvid" / "full_scale.sh"
 
 

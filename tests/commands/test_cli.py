@@ -10,23 +10,8 @@ import sys
 
 import pytest
 
-from tests.conftest import EXP48_PATH, REPO
-
-
-def run(module: str, *args: str, cwd=REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, program: str, *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"{program}: error: ")
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+from tests.helpers import EXP48_PATH, REPO
+from tests.helpers.commands import assert_one_line_error, run
 
 
 def test_info_table(tmp_path):
@@ -145,7 +130,7 @@ def test_bench_infer_json():
         "warmup=1",
         "device=cpu",
         "format=json",
-        "onnxruntime=false",  # its row exports to ONNX first (seconds): tests/test_deploy_export.py has it
+        "onnxruntime=false",  # its row exports to ONNX first (seconds): test_deploy_export.py has it
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

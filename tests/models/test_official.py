@@ -15,7 +15,7 @@ from dilnas.models.regseg import RegSeg
 from dilnas.models.weights import CheckpointLayoutError
 from dilnas.spec.arch import load_arch
 from dilnas.utils.errors import UserError
-from tests.conftest import EXP53_PATH, OFFICIAL_TSV
+from tests.helpers import EXP53_PATH, OFFICIAL_TSV
 
 
 def official_layout() -> dict[str, tuple[int, ...]]:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "dilnas"
+from tests.helpers import REPO
+
+PACKAGE = REPO / "dilnas"
 # Lowest first. A module may import from its own layer and from any lower one, never from a higher one; the
 # wiring every command shares (cli, command_help, errors) sits just above spec; the API and the commands on top.
 LAYERS = [
@@ -138,3 +140,31 @@ def test_import_layers_pure_spec_loads_without_torch(module):
     code = f"import sys, {module}; bad = [m for m in ('torch', 'numpy', 'hydra') if m in sys.modules]; print(bad)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", f"{module} pulls in {result.stdout.strip()}"
+
+
+# The tests mirror the package: a folder per layer (commands: the commands end to end; experiments: the shipped
+# experiment scripts), shared builders in tests.helpers, fixtures in conftest.py files (pytest injects them).
+TESTS = REPO / "tests"
+TEST_FOLDERS = {"spec", "models", "data", "train", "analysis", "commands", "experiments"}
+
+
+def test_tests_mirror_the_layers_and_share_only_through_helpers():
+    problems = []
+    for path in sorted(TESTS.rglob("*.py")):
+        relative = path.relative_to(TESTS)
+        if path.name.startswith("test_") and (
+            len(relative.parts) != 2 or relative.parts[0] not in TEST_FOLDERS
+        ):
+            problems.append(f"{relative}: a test module outside the layer folders {sorted(TEST_FOLDERS)}")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or "", *(f"{node.module}.{alias.name}" for alias in node.names)]
+            for name in names:
+                last = name.split(".")[-1]
+                if name.startswith("tests.") and (last.startswith("test_") or last == "conftest"):
+                    problems.append(
+                        f"{relative}:{node.lineno}: imports {name} (shared code goes in tests.helpers)"
+                    )
+    assert not problems, "\n".join(problems)
+    assert {path.parent.name for path in TESTS.glob("*/__init__.py")} == TEST_FOLDERS | {"helpers"}

@@ -23,7 +23,7 @@ from dilnas.spec.space import (
     parse_space,
 )
 from dilnas.utils.errors import UserError
-from tests.conftest import EXP48_PATH, REPO
+from tests.helpers import EXP48_PATH, SYNTHETIC
 
 PAPER_RATES = [1, 2, 4, 4, 4, 4] + [14] * 7  # exp48; block 5 has a second branch at rate 1 in the space
 TINY = {
@@ -119,14 +119,8 @@ def test_synthetic_tiny_space():
     space = load_space("synthetic_tiny")
     assert [b.candidates for b in space.branches] == [(1, 2), tuple(range(1, 7))]
     assert [b.bound for b in space.branches] == [2, 6]
-    assert (
-        space.arch_with([1, 1]).blocks
-        == load_arch(REPO / "experiments/synthetic/tiny_short_rate1.json").blocks
-    )
-    assert (
-        space.arch_with([2, 4]).blocks
-        == load_arch(REPO / "experiments/synthetic/tiny_short_dilated.json").blocks
-    )
+    assert space.arch_with([1, 1]).blocks == load_arch(SYNTHETIC / "tiny_short_rate1.json").blocks
+    assert space.arch_with([2, 4]).blocks == load_arch(SYNTHETIC / "tiny_short_dilated.json").blocks
     warnings = space.padding_warnings()  # 14x14 features at 224x224: rate 6 reads mostly padding
     assert len(warnings) == 1 and "14x14" in warnings[0] and "224x224" in warnings[0]
     assert warnings[0].startswith("blocks[5].dilations[1]:") and "6 (55%)" in warnings[0]

@@ -15,8 +15,8 @@ from dilnas.errors import UserError
 from dilnas.models.official import to_official_state_dict
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import ArchSpec, load_arch
-from tests.test_retrain import TINY, TINY_RUN
-from tests.test_search import SEARCH_RUN
+from tests.helpers import TINY
+from tests.helpers.commands import SEARCH_RUN, TINY_RUN
 
 QUICK_SEARCH = [*SEARCH_RUN, "trainer.epochs=2", "trainer.eval_every_epochs=2"]
 

@@ -23,9 +23,7 @@ from dilnas.train.schedule import parameter_groups, warmup_poly_factor
 from dilnas.train.signals import StopSignals
 from dilnas.utils.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dilnas.utils.errors import RunInterrupted, UserError
-from tests.conftest import REPO
-
-TINY = REPO / "experiments" / "synthetic" / "tiny_rate1.json"
+from tests.helpers import EXP48_PATH, TINY
 
 
 def test_confusion_matrix_miou_ignores_255_and_absent_classes():
@@ -151,7 +149,7 @@ def test_initialise_from_dilnas_checkpoint(tmp_path):
     target = RegSeg(spec)
     assert initialize_from(target, tmp_path / "last.pt") == []
     assert torch.equal(target.stem.conv.weight, source.stem.conv.weight)
-    other = RegSeg(load_arch(REPO / "experiments" / "regseg_paper" / "exp48_decoder26.json"))
+    other = RegSeg(load_arch(EXP48_PATH))
     with pytest.raises(UserError, match="state dict does not fit exp48_decoder26"):
         initialize_from(other, tmp_path / "last.pt")
 

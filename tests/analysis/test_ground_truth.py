@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,10 +18,9 @@ from dilnas.analysis.sweep_summary import report_sweep
 from dilnas.spec.space import load_space
 from dilnas.utils.errors import UserError
 from dilnas.utils.machine import cpu_model
-from tests.test_report import make_run
+from tests.helpers import ENV, EXP48_PATH, REPO
+from tests.helpers.sweeps import make_run
 
-REPO = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 TABLE = """arch,seed,miou,cpu_seconds
 1-1,0,70.0,10
 1-1,1,72.0,10
@@ -89,9 +87,8 @@ def test_include_must_be_a_point_of_the_space(tmp_path):
     from dilnas.spec.arch import save_arch
 
     assert rates_in_space(space, save_arch(space.arch_with([2, 5]), tmp_path / "pick.json")) == (2, 5)
-    other = REPO / "experiments" / "regseg_paper" / "exp48_decoder26.json"
     with pytest.raises(UserError, match="is not an architecture of search space synthetic_tiny"):
-        rates_in_space(space, other)
+        rates_in_space(space, EXP48_PATH)
 
 
 def grid(out: Path, *args: str) -> subprocess.CompletedProcess:

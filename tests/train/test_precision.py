@@ -28,8 +28,7 @@ from dilnas.train.sampling import split_indices
 from dilnas.train.search_trainer import SearchData, SearchTrainer
 from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainSetup
 from dilnas.utils.errors import UserError
-from tests.conftest import REPO
-from tests.test_retrain import TINY
+from tests.helpers import REPO, TINY
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
 

@@ -1,5 +1,5 @@
 """Bad input, class by class: refused in one line naming the file, key or value and what is allowed, exit
-status 2, no traceback, and nothing written or rewritten. (Numbers out of range: tests/test_settings.py.)"""
+status 2, no traceback, and nothing written or rewritten. (Numbers out of range: tests/spec/test_settings.py.)"""
 
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import load_arch
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_text
-from tests.conftest import REPO
-from tests.test_retrain import ENV, TINY, TINY_RUN
-from tests.test_search import SEARCH_RUN
+from tests.helpers import ENV, REPO, SYNTHETIC, TINY
+from tests.helpers.commands import SEARCH_RUN, TINY_RUN
 
-DILATED = REPO / "experiments" / "synthetic" / "tiny_dilated.json"
+DILATED = SYNTHETIC / "tiny_dilated.json"
 
 
 def run(module: str, *args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ from dilnas.models.supernet import SuperNet
 from dilnas.spec.derivation import branch_scores, derive_arch, derive_rates
 from dilnas.spec.space import load_space
 from dilnas.utils.provenance import stamp
-from tests.test_deploy import randomise_batchnorm
+from tests.helpers.networks import randomise_batchnorm
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 from dilnas.analysis.complexity import count_macs, count_parameters
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import load_arch
-from tests.conftest import EXP53_PATH
+from tests.helpers import EXP53_PATH
 
 
 def test_exp48_parameters(exp48):

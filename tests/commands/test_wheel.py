@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 SKIP = shutil.ignore_patterns(
     ".git", "build", "dist", "runs", "*.egg-info", "__pycache__", ".*cache", ".venv"

@@ -10,7 +10,7 @@ from torch import nn
 
 from dilnas.spec.arch import ArchSpec
 from dilnas.spec.fov import ReceptiveField, chain_field, first_gap
-from tests.conftest import SCHEDULES, with_schedule
+from tests.helpers.networks import SCHEDULES, with_schedule
 
 
 def test_exp48_bounds_and_field_of_view(exp48):

@@ -8,6 +8,7 @@ import pytest
 
 from dilnas.spec.arch import ArchError, ArchSpec, load_arch, save_arch
 from dilnas.utils.errors import UserError
+from tests.helpers import EXP48_PATH
 
 
 def problems_of(data, **kwargs) -> list[str]:
@@ -30,8 +31,6 @@ def test_round_trip(tmp_path, exp48):
 
 
 def test_shipped_files_are_written_in_the_canonical_form(exp48):
-    from tests.conftest import EXP48_PATH
-
     assert EXP48_PATH.read_text() == json.dumps(exp48.to_dict(), indent=2, sort_keys=True) + "\n"
 
 

@@ -14,8 +14,8 @@ from dilnas.cli import typed_config
 from dilnas.spec.schemas import SCHEMAS
 from dilnas.spec.settings import MISSING, Range, describe_settings
 from dilnas.utils.errors import UserError
-from tests.conftest import REPO
-from tests.test_search import SEARCH_RUN
+from tests.helpers import REPO
+from tests.helpers.commands import SEARCH_RUN
 
 COMMAND_SCHEMAS = [schema for _, group, schema in SCHEMAS if group is None]
 

@@ -16,11 +16,11 @@ from dilnas.models.initialize import load_model
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import load_arch
 from dilnas.utils.errors import UserError
-from tests.conftest import REPO
-from tests.test_cli import assert_one_line_error, run
-from tests.test_deploy import randomise_batchnorm
+from tests.helpers import SYNTHETIC
+from tests.helpers.commands import assert_one_line_error, run
+from tests.helpers.networks import randomise_batchnorm
 
-TINY = REPO / "experiments" / "synthetic" / "tiny_short_dilated.json"
+TINY = SYNTHETIC / "tiny_short_dilated.json"
 needs_onnx = pytest.mark.skipif(
     bool(missing_onnx_packages()),
     reason='needs onnx, onnxscript and onnxruntime (pip install "dilnas[deploy]")',

@@ -3,41 +3,23 @@ evaluation alone, and DDP with two gloo processes."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from dilnas.data.factory import build_dataset
 from dilnas.data.palettes import colourize, palette_for
 from dilnas.spec.options import DataConfig
 from dilnas.utils.checkpoints import load_checkpoint
-from tests.conftest import REPO
-
-TINY = REPO / "experiments" / "synthetic" / "tiny_rate1.json"
-TINY_RUN = [
-    f"arch={TINY}",
-    "data=synthetic",
-    "data.image_size=64",
-    "data.context_distance=8",
-    "data.train_samples=32",
-    "data.val_samples=8",
-    "trainer.batch_size=4",
-    "trainer.eval_every_epochs=1000",
-    "trainer.log_every_steps=1",
-    "optim.warmup_steps=2",
-    "device=cpu",
-]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+from tests.helpers import DDP_WORKER, ENV, REPO
+from tests.helpers.commands import TINY_RUN, records, tensorboard_images, wait_for_step
 
 
 def retrain(run_dir: Path, *overrides: str, background: bool = False):
@@ -49,42 +31,8 @@ def retrain(run_dir: Path, *overrides: str, background: bool = False):
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=ENV)
 
 
-def records(run_dir: Path, kind: str) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in lines if r.get("kind") == kind]
-
-
-def wait_for_step(process: subprocess.Popen, run_dir: Path, step: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"run ended before step {step}: {process.stderr.read()}")
-        if any(r["step"] >= step for r in records(run_dir, "train")):
-            return
-        time.sleep(0.02)
-    pytest.fail(f"step {step} not reached in {timeout} s")
-
-
 def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["model"]
-
-
-def tensorboard_images(run_dir: Path) -> dict[str, list[tuple[int, np.ndarray]]]:
-    """Every image in the run's TensorBoard events: tag -> [(step, (H, W, 3) uint8 pixels)]."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"images": 0})
-    events.Reload()
-    return {
-        tag: [
-            (event.step, np.array(Image.open(io.BytesIO(event.encoded_image_string)).convert("RGB")))
-            for event in events.Images(tag)
-        ]
-        for tag in events.Tags()["images"]
-    }
 
 
 @pytest.mark.slow
@@ -189,9 +137,6 @@ def test_user_errors_are_one_line(tmp_path):
     result = retrain(tmp_path / "run", "data=cityscapes", f"data.root={tmp_path / 'nowhere'}")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "nowhere" in result.stderr
-
-
-DDP_WORKER = REPO / "tests" / "ddp_worker.py"
 
 
 @pytest.mark.slow

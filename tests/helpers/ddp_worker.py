@@ -1,7 +1,7 @@
 """Run by the DDP tests under torchrun on CPU (gloo): a few steps of retraining or of the search, then each
 rank saves its weights (and logits) and the all-reduced evaluation so the test can compare ranks.
 
-    torchrun --nproc_per_node=2 tests/ddp_worker.py OUT_DIR retrain|search
+    torchrun --nproc_per_node=2 tests/helpers/ddp_worker.py OUT_DIR retrain|search
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dilnas.train.sampling import split_indices
 from dilnas.train.search_trainer import SearchData, SearchTrainer
 from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainSetup
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # a script, run without the tests package: no tests.helpers
 DATA = DataConfig(
     image_size=64, context_distance=8, train_samples=32, val_samples=9, num_workers=0
 )  # 9: shards 5+4

@@ -1,6 +1,7 @@
 """dilnas-report: a sweep of search runs summarised (rows, agreement, consensus), and its one-line errors.
 
-The sweeps are fake: arch.json files derived from chosen probabilities, with hand-written metrics.
+The sweeps are fake (tests.helpers.sweeps): arch.json files derived from chosen probabilities, with hand-written
+metrics.
 """
 
 from __future__ import annotations
@@ -15,56 +16,12 @@ from pathlib import Path
 import pytest
 
 from dilnas.analysis.sweep_summary import read_metrics, report_sweep
-from dilnas.spec.arch import load_arch, save_arch
-from dilnas.spec.derivation import derive_arch
-from dilnas.spec.space import SEARCH_SPACES_DIR, load_space
+from dilnas.spec.arch import load_arch
 from dilnas.train.run_dir import find_runs
 from dilnas.utils.errors import UserError
+from tests.helpers.sweeps import SPACE, make_run, metrics_lines
 
-SPACE = load_space("synthetic_tiny")
-SPACE_FILE = SEARCH_SPACES_DIR / "synthetic_tiny.yaml"
 KEYS = ["block4.b1", "block5.b1"]
-
-
-def probs_for(rates: list[int]) -> list[list[float]]:
-    """Probabilities whose argmax is ``rates`` (one per searchable branch)."""
-    probs = []
-    for branch, rate in zip(SPACE.branches, rates, strict=True):
-        rest = 0.2 / (len(branch.candidates) - 1)
-        probs.append([0.8 if candidate == rate else rest for candidate in branch.candidates])
-    return probs
-
-
-def metrics_lines(miou: float, start: float = 100.0) -> list[dict]:
-    return [
-        {"step": 10, "time": start, "kind": "train", "epoch": 0, "train/loss": 1.0},
-        {"step": 20, "time": start + 30.0, "kind": "eval", "epoch": 0, "search/miou": miou - 10.0},
-        {
-            "step": 20,
-            "time": start + 60.0,
-            "kind": "eval",
-            "epoch": 1,
-            "search/miou": miou,
-            "search/miou_supernet": miou + 5.0,
-            "search/gap": 5.0,
-        },
-    ]
-
-
-def make_run(root: Path, name: str, rates: list[int], seed: int, metrics: bool = True) -> Path:
-    run = root / name
-    (run / ".hydra").mkdir(parents=True)
-    arch = derive_arch(
-        SPACE, probs_for(rates), "argmax", provenance={"seed": seed, "overrides": [f"seed={seed}"]}
-    )
-    assert [b.dilations[1] for b in arch.blocks[4:6]] == rates
-    save_arch(arch, run / "arch.json")
-    shutil.copyfile(SPACE_FILE, run / "space.yaml")
-    (run / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n- search.arch_lr=0.1\n")
-    if metrics:
-        lines = metrics_lines(60.0 + seed)
-        (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    return run
 
 
 @pytest.fixture()

@@ -18,20 +18,8 @@ import torch
 
 from dilnas.spec.arch import load_arch
 from dilnas.utils.checkpoints import load_checkpoint
-from tests.test_retrain import ENV, REPO, records, tensorboard_images, wait_for_step
-
-SEARCH_RUN = [
-    "data.image_size=64",
-    "data.context_distance=8",
-    "data.train_samples=64",  # 32 for the weights, 32 held out: 4 steps of 8 per epoch
-    "data.val_samples=8",
-    "trainer.batch_size=8",
-    "trainer.log_every_steps=1",
-    "search.warmup_epochs=1",
-    "search.arch_lr=0.05",
-    "optim.warmup_steps=4",
-    "device=cpu",
-]
+from tests.helpers import DDP_WORKER, ENV, REPO
+from tests.helpers.commands import SEARCH_RUN, records, tensorboard_images, wait_for_step
 
 
 def command(module: str, *args: str) -> list[str]:
@@ -315,7 +303,7 @@ def test_ddp_search_keeps_the_logits_identical_on_every_rank(tmp_path):
             "torch.distributed.run",
             "--nproc_per_node=2",
             "--master_port=29519",
-            str(REPO / "tests" / "ddp_worker.py"),
+            str(DDP_WORKER),
             str(tmp_path),
             "search",
         ],

@@ -1,5 +1,5 @@
 """dilnas-predict: palettes, masks that are the network's argmax at the image's size, overlays, and its errors;
-the retraining's TensorBoard pictures are checked in tests/test_retrain.py."""
+the retraining's TensorBoard pictures are checked in tests/commands/test_retrain.py."""
 
 from __future__ import annotations
 
@@ -29,10 +29,9 @@ from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import load_arch
 from dilnas.utils.checkpoints import save_checkpoint
 from dilnas.utils.errors import UserError
-from tests.conftest import REPO
-from tests.test_deploy import randomise_batchnorm
+from tests.helpers import TINY
+from tests.helpers.networks import randomise_batchnorm
 
-TINY = REPO / "experiments" / "synthetic" / "tiny_rate1.json"
 SIZES = {"street": (48, 64), "square": (40, 56)}  # stem -> (height, width) of the test images
 
 

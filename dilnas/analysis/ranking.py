@@ -1,0 +1,160 @@
+"""Ranking diagnostics: how well a search run's supernet orders the architectures of a ground-truth table.
+
+Every architecture of the table becomes a network with the supernet's weights, its BatchNorm statistics
+re-estimated on the search's calibration images, and is scored on the run's held-out split: the computation of
+the search's held-out selection (``dilnas.train.selection``). The scores, and the logits' sum of
+log-probabilities, are compared with the table's mean mIoU (``dilnas.analysis.rank_stats``), beside the
+ceiling the table's own seed noise sets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from dilnas.analysis.ground_truth import ArchResult, read_table
+from dilnas.analysis.rank_stats import Agreement, agreement, seed_ceiling
+from dilnas.models.supernet import SuperNet
+from dilnas.models.weights import arch_logits
+from dilnas.spec.gapless import parse_rates_key
+from dilnas.spec.options import Relaxation, SearchRunConfig
+from dilnas.spec.space import SearchSpace, load_space
+from dilnas.spec.tool_options import RankConfig
+from dilnas.train.distributed import resolve_device
+from dilnas.train.run_dir import RunDir
+from dilnas.train.search_run import search_data
+from dilnas.train.selection import calibration_batches, score_architectures
+from dilnas.utils.checkpoints import load_checkpoint
+from dilnas.utils.errors import UserError
+from dilnas.utils.files import atomic_write_json
+
+log = logging.getLogger("dilnas")
+RANK = "rank.json"
+
+
+def rank_run(config: RankConfig) -> tuple[Path, dict[str, Any]]:
+    """Score the table's architectures with the run's supernet, compare, write the report; returns where it
+    went and what it holds."""
+    run_dir = RunDir(config.run_dir)
+    if not run_dir.is_search_run():
+        raise UserError(
+            f"run_dir={run_dir.path}: not a dilnas-search run directory (no {run_dir.space.name})"
+        )
+    space = load_space(run_dir.space)
+    table = read_table(Path(config.ground_truth), len(space.branches))
+    rates = {arch: _rates_in_space(space, arch, config.ground_truth) for arch in sorted(table)}
+    checkpoint = Path(config.checkpoint) if config.checkpoint else run_dir.last
+    out = Path(config.out) if config.out else run_dir.path / RANK
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    heldout = _heldout_scores(run_dir, space, checkpoint, rates, resolve_device(config.device))
+    log_prob = _log_probabilities(load_checkpoint(checkpoint)["model"], space, rates)
+    mious = {arch: list(result.mious) for arch, result in table.items()}
+    report = {
+        "run_dir": str(run_dir.path),
+        "ground_truth": str(config.ground_truth),
+        "checkpoint": str(checkpoint),
+        "archs": [
+            {
+                "arch": arch,
+                "mean": table[arch].mean,
+                "seeds": len(table[arch].mious),
+                "heldout_miou": heldout[arch],
+                "log_prob": log_prob[arch],
+            }
+            for arch in rates
+        ],
+        "heldout": _agreement(heldout, mious, config),
+        "log_prob": _agreement(log_prob, mious, config),
+        "ceiling": _ceiling(table),
+        "bootstrap": {"samples": config.bootstrap, "seed": config.seed, "level": 0.9},
+    }
+    atomic_write_json(out, report)
+    return out, report
+
+
+def _rates_in_space(space: SearchSpace, arch: str, table: str) -> tuple[int, ...]:
+    rates = parse_rates_key(arch)
+    wrong = [
+        f"{rate} for {branch.key} (candidates {', '.join(map(str, branch.candidates))})"
+        for rate, branch in zip(rates, space.branches, strict=True)
+        if rate not in branch.candidates
+    ]
+    if wrong:
+        raise UserError(f"{table}: arch {arch} is not in search space {space.name}: {'; '.join(wrong)}")
+    return rates
+
+
+def _heldout_scores(
+    run_dir: RunDir,
+    space: SearchSpace,
+    checkpoint: Path,
+    rates: dict[str, tuple[int, ...]],
+    device: torch.device,
+) -> dict[str, float]:
+    """Each architecture's held-out mIoU with the supernet's weights, as the search's selection scores it."""
+    run_config = run_dir.read_config(SearchRunConfig)
+    data = search_data(
+        dataclasses.replace(run_config, data=dataclasses.replace(run_config.data, num_workers=0))
+    )
+    if len(data.class_names) != space.base.num_classes:
+        space = dataclasses.replace(space, base=space.base.with_num_classes(len(data.class_names)))
+    supernet = SuperNet(space, Relaxation.softmax, run_config.search.shared_kernel)
+    supernet.load_state_dict(load_checkpoint(checkpoint)["model"])
+    supernet.to(device)
+    trainer = run_config.trainer
+    batches = calibration_batches(
+        data.train_set, run_config.seed, run_config.search.gap_bn_batches, trainer.batch_size, device
+    )
+    loader = DataLoader(data.heldout_eval, batch_size=trainer.eval_batch_size)
+    scores = {}
+    for number, (arch, chosen) in enumerate(rates.items(), start=1):
+        (scored,) = score_architectures(supernet, [chosen], batches, loader, data.class_names, device)
+        scores[arch] = float(scored["miou"])
+        log.info("scored %d/%d: %s held-out mIoU %.2f", number, len(rates), arch, scores[arch])
+    return scores
+
+
+def _log_probabilities(
+    state: dict[str, torch.Tensor], space: SearchSpace, rates: dict[str, tuple[int, ...]]
+) -> dict[str, float]:
+    """Each architecture's sum over branches of the log-probability of its rate under the logits."""
+    found = arch_logits(state, len(space.branches))
+    if any(
+        alpha is None or alpha.numel() != len(b.candidates)
+        for alpha, b in zip(found, space.branches, strict=True)
+    ):
+        raise UserError(
+            f"the checkpoint holds no logits for the {len(space.branches)} branches of {space.name}"
+        )
+    log_probs = [torch.log_softmax(alpha.float(), dim=0).tolist() for alpha in found if alpha is not None]
+    return {
+        arch: math.fsum(
+            row[branch.candidates.index(rate)]
+            for row, branch, rate in zip(log_probs, space.branches, chosen, strict=True)
+        )
+        for arch, chosen in rates.items()
+    }
+
+
+def _agreement(score: dict[str, float], mious: dict[str, list[float]], config: RankConfig) -> dict[str, Any]:
+    found: Agreement = agreement(score, mious, samples=config.bootstrap, seed=config.seed, top=config.top)
+    return {
+        "kendall": found.kendall,
+        "kendall_interval": list(found.kendall_interval),
+        "spearman": found.spearman,
+        "spearman_interval": list(found.spearman_interval),
+        "top_overlap": found.top_overlap,
+        "top": config.top,
+    }
+
+
+def _ceiling(table: dict[str, ArchResult]) -> dict[str, Any]:
+    tau, pairs = seed_ceiling(lambda arch, seed: table[arch].miou_of(seed), sorted(table))
+    return {"kendall": tau, "seeds": [0, 1], "archs": pairs}
