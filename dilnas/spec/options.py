@@ -179,6 +179,7 @@ class SearchOrder(str, Enum):
 class SearchMethod(str, Enum):
     gradient = "gradient"  # the bilevel gradient search over the supernet
     random = "random"  # the baseline: random gapless architectures trained briefly, the best on held-out data
+    uniform = "uniform"  # the ablation: the supernet with fixed uniform logits, the best of uniform draws
 
 
 class DeriveRule(str, Enum):
@@ -232,7 +233,10 @@ class SearchConfig:
         "keep the best on held-out data of the N most probable gapless networks (1: the rule's pick)",
         low=1,
     )
-    method: SearchMethod = setting(SearchMethod.gradient, "gradient (the search) or random (the baseline)")
+    method: SearchMethod = setting(
+        SearchMethod.gradient,
+        "gradient (the search), random (the baseline) or uniform (weight sharing, fixed uniform logits)",
+    )
     random_archs: int = setting(4, "method=random: gapless architectures drawn and trained", low=1)
     random_steps: int | None = setting(
         None,

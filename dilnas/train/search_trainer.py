@@ -26,7 +26,8 @@ from torch.utils.data import Dataset
 
 from dilnas.models.supernet import SuperNet
 from dilnas.spec.derivation import derive_rates, shortlist
-from dilnas.spec.options import Relaxation, SearchConfig
+from dilnas.spec.gapless import sample_gapless
+from dilnas.spec.options import Relaxation, SearchConfig, SearchMethod
 from dilnas.train.arch_image import ProbabilityImage
 from dilnas.train.architect import Architect
 from dilnas.train.distributed import broadcast_buffers
@@ -35,7 +36,7 @@ from dilnas.train.sampling import BatchStream, ResumableDistributedSampler, Seed
 from dilnas.train.selection import calibration_batches, probe, score_architectures, selection_of
 from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainingDiverged, TrainSetup
 from dilnas.utils.errors import UserError
-from dilnas.utils.seeds import HELDOUT_ORDER, derive_seed
+from dilnas.utils.seeds import HELDOUT_ORDER, UNIFORM_ARCHS, derive_seed
 
 log = logging.getLogger("dilnas")
 
@@ -77,8 +78,11 @@ class SearchTrainer(Trainer):
         )
         self.supernet, self.search = supernet, search
         self.architect = Architect(self.model, supernet, self.criterion, search)
-        self.warmup_steps = search.warmup_epochs * self.steps_per_epoch
-        if self.warmup_steps >= self.total_steps:
+        # search.method=uniform: the logits stay uniform (no architecture step at all); the selection at the end
+        # scores uniformly drawn gapless architectures instead of the most probable ones.
+        self.uniform = search.method is SearchMethod.uniform
+        self.warmup_steps = self.total_steps if self.uniform else search.warmup_epochs * self.steps_per_epoch
+        if self.warmup_steps >= self.total_steps and not self.uniform:
             trainer = recipe.trainer
             bound = (
                 f"trainer.max_steps={trainer.max_steps}"
@@ -239,7 +243,13 @@ class SearchTrainer(Trainer):
         )["miou"]
         select = self.state.step >= self.total_steps and self.search.select_top > 1
         candidates = [rates]
-        if select:  # the rule's pick and the next most probable gapless networks, scored alike
+        if select and self.uniform:  # uniform draws, scored alike (random search with weight sharing)
+            space = self.supernet.space
+            seed = derive_seed(self.seed, UNIFORM_ARCHS)
+            candidates = [
+                list(r) for r in sample_gapless(space.base, space.branches, self.search.select_top, seed)
+            ]
+        elif select:  # the rule's pick and the next most probable gapless networks, scored alike
             probs = [p.tolist() for p in self.supernet.probabilities()]
             candidates = shortlist(self.supernet.space, probs, rates, self.search.select_top)
         scored = self.score(candidates, batches)

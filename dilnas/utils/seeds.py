@@ -16,6 +16,7 @@ BN_CALIBRATION = 2  # the training images that re-estimate BatchNorm statistics 
 HELDOUT_SPLIT = 0x5EED  # which training samples are held out for the architecture step
 RANDOM_ARCHS = 0xA4C5  # which architectures random search draws
 CLASS_UNIFORM = 0xC1A5  # an epoch's class-uniform sample list: which images and which class centroids
+UNIFORM_ARCHS = 0x0A11  # which architectures search.method=uniform scores at the end
 
 
 def derive_seed(*parts: int) -> int:
