@@ -103,6 +103,16 @@ def test_import_layers_point_down():
     assert not violations, "\n".join(violations)
 
 
+def test_experiment_scripts_use_the_library_never_a_command():
+    found = [
+        f"{path.relative_to(REPO)}:{line}: {target}"
+        for path in sorted((REPO / "experiments").rglob("*.py"))
+        for line, target in imported_modules(path, "experiments.script")
+        if package_of(target) == "<commands>" and target not in ("dilnas", "dilnas.__version__")
+    ]
+    assert not found, "\n".join(found)
+
+
 @pytest.mark.parametrize(
     ("module", "source", "why"),
     [
