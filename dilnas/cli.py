@@ -3,7 +3,7 @@
 Entry points stay thin: they turn the composed config into a typed dataclass (``typed_config``) and call
 library functions. A ``UserError`` anywhere below becomes ``<command>: error: <message>`` on stderr and
 exit status 2, without a traceback; a run stopped by a signal after saving its checkpoint
-(``RunInterrupted``) says so in one line and exits 128 + the signal number.
+(``Interrupted``: SIGINT, SIGTERM, SIGUSR2) says so in one line and exits 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ from dilnas.command_help import SCHEMA_SUFFIX, command_help
 from dilnas.spec.schemas import SCHEMAS
 from dilnas.spec.settings import check_settings
 from dilnas.spec.shipped import CONF_DIR
-from dilnas.utils.errors import RunInterrupted, UserError, one_line, os_reason
+from dilnas.utils.errors import Interrupted, UserError, one_line, os_reason
 from dilnas.utils.files import remove_unused_dir
 
 T = TypeVar("T")
@@ -71,9 +72,16 @@ def hydra_command(
         except UserError as error:
             discard_unused_run_dir()
             fail(program, one_line(error))
-        except RunInterrupted as error:
+        except Interrupted as error:
             print(f"{program}: {error}", file=sys.stderr)
             sys.exit(error.exit_status)
+        except KeyboardInterrupt:  # Ctrl-C outside a training loop (which saves and stops cleanly itself)
+            discard_unused_run_dir()
+            print(
+                f"{program}: stopped by SIGINT outside the training loop; the last checkpoint, if any, is kept",
+                file=sys.stderr,
+            )
+            sys.exit(128 + signal.SIGINT)
         except BrokenPipeError:  # caught here too, or Hydra would log a failed job first
             quiet_exit_on_closed_stdout()
 

@@ -9,7 +9,6 @@ retrained over seeds as one Hydra multirun of ``dilnas-retrain``, collected into
 from __future__ import annotations
 
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from dilnas.cli import hydra_command, typed_config
 from dilnas.spec.space import load_space
 from dilnas.spec.tool_options import GridConfig, GridStage
 from dilnas.utils.errors import UserError
+from dilnas.utils.processes import run_child
 
 
 def run(cfg: DictConfig) -> None:
@@ -49,12 +49,9 @@ def run(cfg: DictConfig) -> None:
                 print(shlex.join(command))
             return
         for command in commands:
-            result = subprocess.run(command, check=False)
-            if result.returncode:
-                print(
-                    f"dilnas-grid: a retraining multirun exited with status {result.returncode}",
-                    file=sys.stderr,
-                )
+            status = run_child(command, "run the same dilnas-grid command to continue")
+            if status:
+                print(f"dilnas-grid: a retraining multirun exited with status {status}", file=sys.stderr)
     else:
         read_manifest(out)
     rows = collect(out)

@@ -89,7 +89,10 @@ def random_search(
         log.info(
             "random search: candidate %d/%d %s, %d steps", index + 1, len(draws), rates_key(rates), steps
         )
-        summary = trainer.fit()
+        try:
+            summary = trainer.fit()
+        finally:
+            run_dir.release()
         candidates.append(
             Candidate(list(rates), summary["miou"], trainer.state.cpu_seconds, trainer.state.wall_seconds)
         )

@@ -44,6 +44,15 @@ class RetrainOutcome:
 def run_retrain(
     config: RetrainConfig, device: torch.device, info: DistInfo, run_dir: RunDir, record: RunRecord
 ) -> RetrainOutcome:
+    try:
+        return _run_retrain(config, device, info, run_dir, record)
+    finally:
+        run_dir.release()  # the run directory's lock, taken when the run started
+
+
+def _run_retrain(
+    config: RetrainConfig, device: torch.device, info: DistInfo, run_dir: RunDir, record: RunRecord
+) -> RetrainOutcome:
     seed_everything(config.seed)
     spec = load_arch(config.arch, allow_gaps=config.allow_gaps)
     if config.eval_only:

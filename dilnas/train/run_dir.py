@@ -13,17 +13,19 @@ A run directory (``hydra.run.dir``) holds::
     checkpoints/last.pt   the latest checkpoint (resume continues from it)
     checkpoints/best.pt   the checkpoint with the best evaluation
     tb/                   TensorBoard events
+    .lock                 the writer's lock (its pid): one run writes a run directory at a time
     .hydra/overrides.yaml the command line's overrides (written by start(), as Hydra would)
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import yaml
 from omegaconf import OmegaConf
@@ -32,7 +34,7 @@ from omegaconf.errors import OmegaConfBaseException
 from dilnas.train.distributed import DistInfo, broadcast_object
 from dilnas.utils.checkpoints import load_checkpoint
 from dilnas.utils.errors import UserError
-from dilnas.utils.files import atomic_write_text
+from dilnas.utils.files import RUN_LOCK, atomic_write_text
 
 ARCH = "arch.json"
 CONFIG = "config.yaml"
@@ -49,6 +51,8 @@ OVERRIDES = Path(".hydra") / "overrides.yaml"
 # sections a command names is another run.
 RESUME_MAY_CHANGE = ("data.root", "data.num_workers")
 T = TypeVar("T")
+LOCK = RUN_LOCK  # the writer's lock (``RunDir.acquire``)
+_HELD: dict[Path, IO[str]] = {}  # the run directories whose lock this process holds
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,11 @@ class RunDir:
         (``data``, ``search.relaxation``) must equal those in the run's ``config.yaml`` (apart from
         ``RESUME_MAY_CHANGE``), and the run's files named in ``files`` (``arch.json``) must hold the given
         text. Otherwise the run is refused, with every difference, before anything is written.
+
+        Rank 0 first takes the directory's lock (``acquire``): a second run started in it while this one runs
+        is refused. ``release`` (or the end of the process) gives it back.
         """
+        self.acquire(info)
         holds_run = broadcast_object(self.last.exists(), info)
         if holds_run and not resume:
             raise UserError(
@@ -156,6 +164,37 @@ class RunDir:
             atomic_write_text(
                 self.overrides, yaml.safe_dump(list(record.overrides), default_flow_style=False)
             )
+
+    def acquire(self, info: DistInfo) -> None:
+        """Take the run directory's exclusive lock (rank 0; ``.lock``, holding the writer's pid). The kernel
+        releases it when the process ends, so a crashed run never blocks its resume; a run of another process
+        holding it is refused with one line naming its pid."""
+        key = self.path.resolve()
+        if not info.is_main or key in _HELD:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise UserError(
+                f"{self.path}: another dilnas run (pid {holder}) is writing this run directory; wait for it "
+                "to end, or choose another hydra.run.dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        _HELD[key] = handle
+
+    def release(self) -> None:
+        """Give the lock back (the run has ended; a later run of this process may take it again)."""
+        handle = _HELD.pop(self.path.resolve(), None)
+        if handle is not None:
+            handle.close()
 
     def _check_same_run(self, config_yaml: str, same: Sequence[str], files: Mapping[str, str]) -> None:
         differences = []

@@ -74,6 +74,13 @@ def search_data(config: SearchRunConfig) -> SearchData:
 
 def run_search(config: SearchRunConfig, setup: TrainSetup, record: RunRecord) -> SearchOutcome:
     """Search, then write the derived ``arch.json`` into the run directory (rank 0)."""
+    try:
+        return _run_search(config, setup, record)
+    finally:
+        setup.run_dir.release()  # the run directory's lock, taken when the run started
+
+
+def _run_search(config: SearchRunConfig, setup: TrainSetup, record: RunRecord) -> SearchOutcome:
     seed_everything(config.seed)
     space = load_space(config.search.space)
     for warning in space.padding_warnings():

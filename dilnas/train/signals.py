@@ -1,5 +1,5 @@
-"""Graceful stops for long runs: SIGTERM and SIGUSR2 become a request that the training loop honours at the
-next step boundary, after it has saved its checkpoint.
+"""Graceful stops for long runs: SIGINT (Ctrl-C), SIGTERM and SIGUSR2 become a request that the training loop
+honours at the next step boundary, after it has saved its checkpoint.
 
 SIGUSR2 is what SLURM sends before a time limit (``--signal=USR2@90``) and what submitit uses for
 preemption. Once the checkpoint is saved, the signal goes to whoever handled it before the loop started:
@@ -24,7 +24,7 @@ import torch.distributed as dist
 from dilnas.train.distributed import DistInfo
 from dilnas.utils.errors import RunInterrupted
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)  # Ctrl-C stops like SIGTERM
 
 
 class StopSignals:
@@ -63,6 +63,8 @@ class StopSignals:
         only), and a handler that returns cannot keep one rank training while another has left."""
         self.received = 0
         previous = self._previous.get(signum, signal.SIG_DFL)
+        if previous is signal.default_int_handler:  # Python's KeyboardInterrupt: no one else's handler
+            previous = signal.SIG_DFL
         if callable(previous) and info.is_main:
             previous(signum, None)
             if not info.enabled:

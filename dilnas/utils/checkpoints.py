@@ -6,6 +6,7 @@ A checkpoint is a plain dict of tensors, numbers, strings and lists (no pickled 
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import random
@@ -21,7 +22,24 @@ from dilnas.utils.files import atomic_write
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    return atomic_write(path, lambda handle: torch.save(state, handle))
+    """``state`` written atomically: on any failure (a full disk included) the previous file stays, no temporary
+    file is left, and the error is one line naming the file."""
+    return atomic_write(path, lambda handle: _torch_save(state, handle))
+
+
+def _torch_save(state: dict[str, Any], handle: Any) -> None:
+    """``torch.save``, whose zip writer reports a failed write (a full disk) as a RuntimeError, raised while
+    closing the archive over the file system's own OSError or instead of it: as an OSError, which the atomic
+    writer turns into one line."""
+    try:
+        torch.save(state, handle)
+    except RuntimeError as error:
+        if isinstance(error.__context__, OSError):
+            raise error.__context__ from None
+        message = str(error).strip().splitlines()[0] if str(error).strip() else "torch.save failed"
+        if not any(sign in message for sign in ("write failed", "failed writing", "unexpected pos")):
+            raise
+        raise OSError(errno.EIO, f"the write failed ({message}); is the disk full?") from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

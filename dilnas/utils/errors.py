@@ -24,19 +24,28 @@ class InvalidFileError(UserError):
         super().__init__(f"{source}: invalid {self.what}: " + "; ".join(problems))
 
 
-class RunInterrupted(Exception):
-    """A stop signal ended the run after its checkpoint was saved; ``resume=true`` continues it."""
+class Interrupted(Exception):
+    """A stop signal (SIGINT, SIGTERM, SIGUSR2) ended the command cleanly: one line, exit 128 + the signal."""
 
-    def __init__(self, signum: int, step: int, checkpoint: Path):
-        self.signum, self.step, self.checkpoint = signum, step, checkpoint
-        super().__init__(
-            f"stopped by {signal.Signals(signum).name} at step {step}; saved {checkpoint}; "
-            "run the same command with resume=true to continue"
-        )
+    def __init__(self, signum: int, message: str):
+        self.signum = signum
+        super().__init__(message)
 
     @property
     def exit_status(self) -> int:
         return 128 + self.signum
+
+
+class RunInterrupted(Interrupted):
+    """A stop signal ended the run after its checkpoint was saved; ``resume=true`` continues it."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path):
+        self.step, self.checkpoint = step, checkpoint
+        super().__init__(
+            signum,
+            f"stopped by {signal.Signals(signum).name} at step {step}; saved {checkpoint}; "
+            "run the same command with resume=true to continue",
+        )
 
 
 def os_reason(error: OSError) -> str:

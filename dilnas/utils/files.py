@@ -12,6 +12,8 @@ from typing import IO, Any
 
 from dilnas.utils.errors import UserError, os_reason
 
+RUN_LOCK = ".lock"  # the lock file of a run directory's writer (``dilnas.train.run_dir.RunDir.acquire``)
+
 
 class UnwritableError(UserError):
     """A file that cannot be written where asked (a file in the way, no permission, a full disk)."""
@@ -77,12 +79,13 @@ def _umask() -> int:
 
 
 def remove_unused_dir(run_dir: Path, own_files: set[str | None]) -> None:
-    """Remove ``run_dir`` when it holds nothing but ``own_files`` (what was made for a run that then failed on
-    bad input: Hydra's ``.hydra/`` and log), and the folders made for it as far as they are empty, up to the
-    working directory. The working directory itself, and a directory holding anything else, stay."""
+    """Remove ``run_dir`` when it holds nothing but ``own_files`` and the writer's lock (what was made for a
+    run that then failed on bad input: Hydra's ``.hydra/`` and log), and the folders made for it as far as they
+    are empty, up to the working directory. The working directory itself, and a directory holding anything
+    else, stay."""
     if not run_dir.is_dir() or run_dir.resolve() == Path.cwd().resolve():
         return
-    if all(entry.name in own_files for entry in run_dir.iterdir()):
+    if all(entry.name in own_files or entry.name == RUN_LOCK for entry in run_dir.iterdir()):
         shutil.rmtree(run_dir)
         cwd = Path.cwd().resolve()
         for parent in run_dir.resolve().parents:

@@ -1,0 +1,114 @@
+"""Nothing lost: one writer per run directory (a kernel-released lock), Ctrl-C stops like SIGTERM (a checkpoint
+and one line), and dilnas-grid passes a stop signal on to its retraining and leaves no orphan."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dilnas.utils.checkpoints import load_checkpoint
+from tests.helpers import ENV, REPO
+from tests.helpers.commands import TINY_RUN, wait_for_step
+
+
+def retrain(run_dir: Path, *overrides: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "dilnas.retrain", *TINY_RUN, f"hydra.run.dir={run_dir}", *overrides]
+    return subprocess.Popen(
+        command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_naming_the_first(tmp_path):
+    run_dir = tmp_path / "run"
+    first = retrain(run_dir, "trainer.max_steps=2000")
+    try:
+        wait_for_step(first, run_dir, 2)
+        config = (run_dir / "config.yaml").read_bytes()
+        second = retrain(run_dir, "trainer.max_steps=2000", "resume=true")
+        _, stderr = second.communicate(timeout=120)
+        assert second.returncode == 2, stderr
+        assert stderr.strip() == (
+            f"dilnas-retrain: error: {run_dir}: another dilnas run (pid {first.pid}) is writing this run "
+            "directory; wait for it to end, or choose another hydra.run.dir"
+        )
+        assert (run_dir / "config.yaml").read_bytes() == config
+    finally:
+        first.kill()
+        first.wait()
+    # The kernel released the killed run's lock: it resumes.
+    resumed = retrain(run_dir, "trainer.max_steps=6", "resume=true")
+    _, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_stops_in_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    process = retrain(run_dir, "trainer.max_steps=2000")
+    wait_for_step(process, run_dir, 3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT, stderr
+    step = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    assert stderr.strip().splitlines()[-1] == (
+        f"dilnas-retrain: stopped by SIGINT at step {step}; saved {run_dir / 'checkpoints' / 'last.pt'}; "
+        "run the same command with resume=true to continue"
+    )
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the child")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_grid_passes_a_stop_signal_on_and_leaves_no_orphan(tmp_path, signum):
+    out = tmp_path / "grid"
+    quick = [o for o in TINY_RUN if not o.startswith("arch=")] + ["trainer.max_steps=2000"]
+    retrain_overrides = "[" + ",".join(f'"{o}"' for o in quick) + "]"
+    command = [sys.executable, "-m", "dilnas.grid", "space=synthetic_tiny", "sample=1", "seeds=[0]"]
+    grid = subprocess.Popen(
+        [*command, f"out={out}", f"retrain={retrain_overrides}"],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    runs = out / "runs"
+    while time.monotonic() < deadline and not list(runs.glob("*/seed0/metrics.jsonl")):
+        assert grid.poll() is None, grid.stderr.read()
+        time.sleep(0.1)
+    (run_dir,) = [path.parent for path in runs.glob("*/seed0/metrics.jsonl")]
+    child = children_of(grid.pid)
+    assert len(child) == 1
+    wait_for_step(grid, run_dir, 3)
+    grid.send_signal(signum)
+    _, stderr = grid.communicate(timeout=120)
+    assert grid.returncode == 128 + signum, stderr
+    name = signal.Signals(signum).name
+    assert stderr.strip().splitlines()[-1] == (
+        f"dilnas-grid: stopped by {name}; the runs saved their checkpoints; run the same dilnas-grid command "
+        "to continue"
+    )
+    assert "Traceback" not in stderr
+    assert not Path(f"/proc/{child[0]}").exists()  # the retraining ended with its parent
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] >= 3
