@@ -21,8 +21,8 @@ from dilnas.analysis.ground_truth import (
     read_manifest,
     retrain_command,
     write_grid,
-    write_table,
 )
+from dilnas.analysis.ground_truth_table import write_table
 from dilnas.cli import hydra_command, typed_config
 from dilnas.spec.space import load_space
 from dilnas.spec.tool_options import GridConfig, GridStage
@@ -35,6 +35,11 @@ def run(cfg: DictConfig) -> None:
     out = Path(config.out)
     if not config.seeds:
         raise UserError("seeds=[]: give at least one retraining seed, e.g. seeds=[0,1,2]")
+    repeated = sorted({seed for seed in config.seeds if config.seeds.count(seed) > 1})
+    if repeated:
+        raise UserError(
+            f"seeds={config.seeds}: {', '.join(map(str, repeated))} listed twice; list each seed once"
+        )
     if config.stage in (GridStage.all, GridStage.write):
         space = load_space(config.space)
         files = write_grid(space, out, config.sample, config.sample_seed, [Path(p) for p in config.include])

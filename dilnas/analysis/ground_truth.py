@@ -10,44 +10,25 @@ ranked against the table (``regret``, ``percentile``; ``dilnas.analysis.sweep_su
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
-import statistics
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from dilnas.analysis.ground_truth_table import GridRow, read_rows
 from dilnas.spec.arch import load_arch, save_arch
 from dilnas.spec.gapless import count_gapless, parse_rates_key, rates_key, sample_gapless
 from dilnas.spec.options import RetrainConfig
 from dilnas.spec.space import SearchSpace
 from dilnas.train.run_dir import RunDir, find_runs
 from dilnas.utils.errors import UserError
-from dilnas.utils.files import atomic_write_json, atomic_write_text
+from dilnas.utils.files import atomic_write_json
 
 MANIFEST = "grid.json"
 TABLE = "ground_truth.csv"
 ARCH_DIR = "archs"
 RUNS_DIR = "runs"
-# resumes, cpu_model, torch_version and threads: what the run recorded (empty in tables older than them)
-COLUMNS = (
-    "arch",
-    "seed",
-    "miou",
-    "steps",
-    "field_of_view",
-    "cpu_seconds",
-    "wall_seconds",
-    "resumes",
-    "cpu_model",
-    "torch_version",
-    "threads",
-    "run",
-)
 
 
 def rates_in_space(space: SearchSpace, path: Path) -> tuple[int, ...]:
@@ -135,22 +116,6 @@ def retrain_command(
     ]
 
 
-@dataclass
-class GridRow:
-    arch: str
-    seed: int
-    miou: float
-    steps: int
-    field_of_view: int
-    cpu_seconds: float | None
-    wall_seconds: float | None
-    run: str
-    resumes: int | None = None  # times the run was continued from a checkpoint
-    cpu_model: str | None = None
-    torch_version: str | None = None
-    threads: int | None = None
-
-
 def read_manifest(out_dir: Path) -> dict[str, Any]:
     path = out_dir / MANIFEST
     try:
@@ -172,38 +137,10 @@ def collect(out_dir: Path) -> list[GridRow]:
     branches = [(entry["block"], entry["branch"]) for entry in read_manifest(out_dir)["branches"]]
     rows = _collect_runs(out_dir, branches)
     found = {(row.arch, row.seed) for row in rows}
-    rows += [row for row in _read_rows(out_dir / TABLE) if (row.arch, row.seed) not in found]
+    table = out_dir / TABLE
+    carried = read_rows(table) if table.is_file() else []
+    rows += [row for row in carried if (row.arch, row.seed) not in found]
     return sorted(rows, key=lambda row: (parse_rates_key(row.arch), row.seed))
-
-
-def _read_rows(path: Path) -> list[GridRow]:
-    """The rows of a table dilnas-grid wrote (none when there is no table yet)."""
-    if not path.is_file():
-        return []
-    rows = []
-    for number, row in enumerate(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))), start=2):
-        try:
-            rows.append(
-                GridRow(
-                    arch=row["arch"],
-                    seed=int(row["seed"]),
-                    miou=float(row["miou"]),
-                    steps=int(row["steps"]),
-                    field_of_view=int(row["field_of_view"]),
-                    cpu_seconds=float(row["cpu_seconds"]) if row.get("cpu_seconds") else None,
-                    wall_seconds=float(row["wall_seconds"]) if row.get("wall_seconds") else None,
-                    run=row["run"],
-                    resumes=_optional_int(row.get("resumes")),
-                    cpu_model=row.get("cpu_model") or None,
-                    torch_version=row.get("torch_version") or None,
-                    threads=_optional_int(row.get("threads")),
-                )
-            )
-        except (KeyError, TypeError, ValueError):
-            raise UserError(
-                f"{path}:{number}: not a row of a dilnas-grid table ({', '.join(COLUMNS)})"
-            ) from None
-    return rows
 
 
 def _collect_runs(out_dir: Path, branches: list[tuple[int, int]]) -> list[GridRow]:
@@ -234,10 +171,6 @@ def _collect_runs(out_dir: Path, branches: list[tuple[int, int]]) -> list[GridRo
     return rows
 
 
-def _optional_int(text: str | None) -> int | None:
-    return int(text) if text else None
-
-
 def _final_eval(path: Path) -> dict[str, Any] | None:
     """The evaluation a finished run logged last (``final``), or None while it runs."""
     try:
@@ -252,118 +185,3 @@ def _final_eval(path: Path) -> dict[str, Any] | None:
         if isinstance(record, dict) and record.get("kind") == "eval" and record.get("final"):
             return record
     return None
-
-
-def write_table(rows: Sequence[GridRow], path: Path) -> Path:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: _cell(value) for key, value in asdict(row).items()})
-    return atomic_write_text(path, buffer.getvalue())
-
-
-def _cell(value: Any) -> Any:
-    return round(value, 4) if isinstance(value, float) else value
-
-
-@dataclass(frozen=True)
-class ArchResult:
-    """One architecture of a ground-truth table: its mIoU (and cost) over seeds."""
-
-    arch: str
-    mious: tuple[float, ...]
-    cpu_seconds: tuple[float, ...] = ()
-    seeds: tuple[
-        int | None, ...
-    ] = ()  # the seed of each mIoU (None where the table has no seed column value)
-
-    def miou_of(self, seed: int) -> float | None:
-        """The mIoU of retraining seed ``seed``, or None when the table has no such row."""
-        return next((miou for miou, s in zip(self.mious, self.seeds, strict=False) if s == seed), None)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.mious)
-
-    @property
-    def std(self) -> float:
-        return statistics.stdev(self.mious) if len(self.mious) > 1 else 0.0
-
-
-@dataclass(frozen=True)
-class Ranking:
-    """Where a search's pick stands in a ground-truth table."""
-
-    pick_miou: float  # the pick's mean mIoU over the table's seeds
-    best_arch: str
-    best_miou: float  # the best mean mIoU in the table
-    regret: float  # best minus pick: 0 when the search found the best architecture of the table
-    percentile: float  # share of the table's architectures whose mean is at most the pick's, in percent
-
-
-def rank_pick(table: dict[str, ArchResult], arch: str) -> Ranking | None:
-    """The pick ``arch`` (a rates key) against the table; None when the table does not hold it (a sampled
-    table: add the pick to the grid with ``dilnas-grid include=[arch.json]``)."""
-    if arch not in table:
-        return None
-    best = max(table.values(), key=lambda result: result.mean)
-    pick = table[arch].mean
-    at_most = sum(result.mean <= pick for result in table.values())
-    return Ranking(pick, best.arch, best.mean, best.mean - pick, 100.0 * at_most / len(table))
-
-
-def table_cost(table: dict[str, ArchResult]) -> float | None:
-    """CPU-seconds of every retraining in the table; None when a row has no cost."""
-    if not table or any(len(result.cpu_seconds) != len(result.mious) for result in table.values()):
-        return None
-    return sum(sum(result.cpu_seconds) for result in table.values())
-
-
-def read_table(path: Path, branches: int | None = None) -> dict[str, ArchResult]:
-    """A ground-truth CSV as {arch: mIoU over seeds}; one-line errors for a file that is not one, or whose
-    architectures do not have ``branches`` rates."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such ground-truth table") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot read the ground-truth table: {error}") from None
-    reader = csv.DictReader(io.StringIO(text))
-    missing = {"arch", "seed", "miou"} - set(reader.fieldnames or ())
-    if missing:
-        raise UserError(f"{path}: not a ground-truth table: missing column(s) {', '.join(sorted(missing))}")
-    mious: dict[str, list[float]] = {}
-    costs: dict[str, list[float]] = {}
-    seeds: dict[str, list[int | None]] = {}
-    for number, row in enumerate(reader, start=2):
-        value = _table_number(row.get("miou"), path, number, "miou")
-        rates = parse_rates_key(row["arch"] or "")
-        if branches is not None and len(rates) != branches:
-            raise UserError(
-                f"{path}:{number}: arch {row['arch']!r} has {len(rates)} rates; the searched space has {branches} "
-                "searchable branches (a table of another space?)"
-            )
-        mious.setdefault(row["arch"], []).append(value)
-        seed = row.get("seed")
-        seeds.setdefault(row["arch"], []).append(int(seed) if seed and seed.strip().isdigit() else None)
-        if row.get("cpu_seconds"):
-            costs.setdefault(row["arch"], []).append(
-                _table_number(row["cpu_seconds"], path, number, "cpu_seconds")
-            )
-    if not mious:
-        raise UserError(f"{path}: the ground-truth table has no rows")
-    return {
-        arch: ArchResult(arch, tuple(values), tuple(costs.get(arch, ())), tuple(seeds[arch]))
-        for arch, values in mious.items()
-    }
-
-
-def _table_number(text: str | None, path: Path, number: int, column: str) -> float:
-    try:
-        value = float(text or "")
-    except ValueError:
-        raise UserError(f"{path}:{number}: {column} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise UserError(f"{path}:{number}: {column} {text!r} is not finite")
-    return value

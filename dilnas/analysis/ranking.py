@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from dilnas.analysis.ground_truth import ArchResult, read_table
+from dilnas.analysis.ground_truth_table import ArchResult, read_table
 from dilnas.analysis.rank_stats import Agreement, agreement, seed_ceiling
 from dilnas.models.supernet import SuperNet
 from dilnas.models.weights import arch_logits

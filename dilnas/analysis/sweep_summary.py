@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dilnas.analysis import sweep_tables
-from dilnas.analysis.ground_truth import rank_pick, read_table, table_cost
+from dilnas.analysis.ground_truth_table import rank_pick, read_table, table_cost
 from dilnas.analysis.search_history import read_overrides as recorded_overrides
 from dilnas.spec.arch import ArchSpec, load_arch, save_arch
 from dilnas.spec.derivation import derive_arch

@@ -19,7 +19,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from dilnas.analysis.ground_truth import ArchResult, Ranking, rank_pick, read_table
+from dilnas.analysis.ground_truth_table import ArchResult, Ranking, rank_pick, read_table
 from dilnas.analysis.sweep_summary import Agreement, report_sweep
 from dilnas.spec.gapless import parse_rates_key
 from dilnas.utils.errors import UserError

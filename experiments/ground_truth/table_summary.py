@@ -15,7 +15,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from dilnas.analysis.ground_truth import read_table
+from dilnas.analysis.ground_truth_table import read_table
 from dilnas.utils.errors import UserError
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dilnas.analysis.ground_truth import rank_pick, rates_in_space, read_table, table_cost
+from dilnas.analysis.ground_truth import rates_in_space
+from dilnas.analysis.ground_truth_table import rank_pick, read_table, table_cost
 from dilnas.analysis.sweep_summary import report_sweep
 from dilnas.spec.space import load_space
 from dilnas.utils.errors import UserError
@@ -71,14 +72,20 @@ def test_report_with_ground_truth(tmp_path):
         ("arch,miou\n1-1,3\n", "missing column(s) seed"),
         ("arch,seed,miou\n1-1,0,high\n", "t.csv:2: miou 'high' is not a number"),
         ("arch,seed,miou\n1-1,0,nan\n", "t.csv:2: miou 'nan' is not finite"),
-        ("arch,seed,miou\n1-x,0,50\n", "arch '1-x': expected the searchable rates joined by '-'"),
+        ("arch,seed,miou\n1-x,0,50\n", "t.csv:2: arch '1-x' is not an architecture (the searchable rates"),
+        ("arch,seed,miou\n1-2,0,50\n2/6,0,50\n", "t.csv:3: arch '2/6' is not an architecture"),
+        ("arch,seed,miou\n1-2,0,50\n1-3,0,50\n1-2,0,52\n", "t.csv:4: arch 1-2 seed 0 is already on line 2"),
+        ("arch,seed,miou\n1-2,zero,50\n", "t.csv:2: seed 'zero' is not a whole number >= 0"),
+        ("arch,seed,miou\n1-2,0,50,\xe9\n", "not UTF-8 text"),
         ("arch,seed,miou\n1-1-1,0,50\n", "arch '1-1-1' has 3 rates; the searched space has 2"),
         ("arch,seed,miou\n", "has no rows"),
     ],
 )
 def test_bad_ground_truth_tables_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode("latin-1"))  # the last case: a spreadsheet's Latin-1 re-save
     with pytest.raises(UserError, match=None) as caught:
-        read_table(write_table(tmp_path / "t.csv", text), branches=2)
+        read_table(path, branches=2)
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -174,3 +181,18 @@ def test_compare_ranks_the_rule_and_the_kept_picks(tmp_path):
         "| softmax | 2 | 1-1 -> 2-4, 1-3 -> 1-3 | 13.25 / 4.25 (per seed 0.00, 8.50) | 1/2 | 83.33 | 0.50 |"
         in result.stdout
     )
+
+
+def test_grid_refuses_a_seed_listed_twice_before_writing(tmp_path):
+    result = grid(tmp_path / "grid", "seeds=[0,1,0]")
+    assert result.returncode == 2 and not (tmp_path / "grid").exists()
+    assert result.stderr.strip() == "dilnas-grid: error: seeds=[0, 1, 0]: 0 listed twice; list each seed once"
+
+
+def test_the_grid_collector_reads_a_carried_table_with_the_one_reader(tmp_path):
+    out = tmp_path / "grid"
+    assert grid(out, "seeds=[0]", "stage=write").returncode == 0
+    (out / "ground_truth.csv").write_bytes("arch,seed,miou\n1-2,0,50\n2-6,0,5\xe9\n".encode("latin-1"))
+    result = grid(out, "stage=collect")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith(f"dilnas-grid: error: {out / 'ground_truth.csv'}: not UTF-8 text")
