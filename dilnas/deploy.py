@@ -29,12 +29,14 @@ from dilnas.models.initialize import load_model
 from dilnas.models.memory import check_memory
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.tool_options import DeployConfig, DeployFormat
+from dilnas.utils.files import refuse_writing_over_inputs
 
 log = logging.getLogger("dilnas")
 
 
 def deploy(config: DeployConfig) -> list[Check]:
     """Write ``config.out``; returns the checks of the written file against the eager network."""
+    refuse_writing_over_inputs([Path(config.out)], [config.checkpoint, config.arch])
     if config.format is DeployFormat.onnx:
         require_onnx("format=onnx")  # before loading anything
     torch.manual_seed(config.seed)  # the initial weights, which a checkpoint replaces

@@ -42,7 +42,9 @@ def run(cfg: DictConfig) -> None:
         )
     if config.stage in (GridStage.all, GridStage.write):
         space = load_space(config.space)
-        files = write_grid(space, out, config.sample, config.sample_seed, [Path(p) for p in config.include])
+        files = write_grid(
+            space, out, config.sample, config.sample_seed, [Path(p) for p in config.include], config.retrain
+        )
         pending = pending_runs(out, files, config.seeds)
         count = sum(len(paths) for paths in pending.values())
         print(

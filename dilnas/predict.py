@@ -18,6 +18,7 @@ from dilnas.data.palettes import palette_for
 from dilnas.models.initialize import load_model
 from dilnas.spec.tool_options import PredictConfig
 from dilnas.train.distributed import resolve_device
+from dilnas.utils.files import refuse_writing_over_inputs
 
 PROGRESS_EVERY = 10  # images between two progress lines
 
@@ -25,7 +26,10 @@ PROGRESS_EVERY = 10  # images between two progress lines
 def predict(config: PredictConfig) -> list[Prediction]:
     """Write every image's mask and overlay into ``config.out``; returns the paths, in image order."""
     device = resolve_device(config.device)
-    targets = output_paths(find_images(config.images), config.out)
+    images = find_images(config.images)
+    targets = output_paths(images, config.out)
+    written_files = [path for target in targets for path in (target.mask, target.overlay)]
+    refuse_writing_over_inputs(written_files, [*images, config.checkpoint, config.arch])
     model = load_model(config.arch, config.checkpoint, allow_gaps=config.allow_gaps)
     palette = palette_for(model.spec.num_classes, config.palette)
 

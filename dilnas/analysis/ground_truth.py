@@ -29,6 +29,9 @@ MANIFEST = "grid.json"
 TABLE = "ground_truth.csv"
 ARCH_DIR = "archs"
 RUNS_DIR = "runs"
+# dilnas-retrain overrides that may differ between the runs of one grid (where the data is, the machine's
+# processes): everything else is the grid's recipe.
+RECIPE_MAY_CHANGE = ("hydra/", "hydra.", "data.root=", "data.num_workers=", "device=")
 
 
 def rates_in_space(space: SearchSpace, path: Path) -> tuple[int, ...]:
@@ -50,11 +53,45 @@ def rates_in_space(space: SearchSpace, path: Path) -> tuple[int, ...]:
     return rates
 
 
+def recipe_of(overrides: Sequence[str]) -> list[str]:
+    """The retraining recipe in ``dilnas-grid retrain=[...]``: the overrides that change what a run computes,
+    so not where the data lies, how many loader processes or which launcher (those may change between
+    machines)."""
+    return sorted(item for item in overrides if not item.lstrip("+~").startswith(RECIPE_MAY_CHANGE))
+
+
+def check_same_grid(out_dir: Path, space: SearchSpace, overrides: Sequence[str]) -> None:
+    """Refuse, before anything is written, a grid directory holding a grid of another space or recipe (its
+    rows would mix with this one's in one table). A manifest older than the recorded recipe takes any."""
+    path = out_dir / MANIFEST
+    if not path.is_file():
+        return
+    manifest = read_manifest(out_dir)
+    if (manifest.get("space"), manifest.get("space_digest")) != (space.name, space.digest):
+        raise UserError(
+            f"out={out_dir} holds the grid of another search space ({manifest.get('space')}, digest "
+            f"{str(manifest.get('space_digest'))[:12]}; this is {space.name}, {space.digest[:12]}): choose another out="
+        )
+    recorded = manifest.get("recipe")
+    if recorded is not None and recorded != recipe_of(overrides):
+        raise UserError(
+            f"out={out_dir} was retrained with retrain={recorded}; this command asks {recipe_of(overrides)}: keep "
+            "one recipe per grid directory (choose another out=)"
+        )
+
+
 def write_grid(
-    space: SearchSpace, out_dir: Path, sample: int | None, sample_seed: int, include: Sequence[Path] = ()
+    space: SearchSpace,
+    out_dir: Path,
+    sample: int | None,
+    sample_seed: int,
+    include: Sequence[Path] = (),
+    overrides: Sequence[str] = (),
 ) -> list[Path]:
     """Write every gapless architecture of ``space`` (or ``sample`` drawn uniformly, plus the ``include``
-    files, e.g. search picks to rank) and the manifest."""
+    files, e.g. search picks to rank) and the manifest, which records the retraining recipe of ``overrides``
+    (``check_same_grid`` first)."""
+    check_same_grid(out_dir, space, overrides)
     total = count_gapless(space.base, space.branches)
     if sample is not None and sample < 1:
         raise UserError(f"sample={sample}: expected a number of architectures >= 1, or null for all")
@@ -79,6 +116,7 @@ def write_grid(
             "sample": sample,
             "sample_seed": sample_seed,
             "included": [rates_key(rates) for rates in extra],
+            "recipe": recipe_of(overrides),
             "archs": entries,
         },
     )

@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -92,3 +92,17 @@ def remove_unused_dir(run_dir: Path, own_files: set[str | None]) -> None:
             if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
                 break
             parent.rmdir()
+
+
+def refuse_writing_over_inputs(
+    outputs: Sequence[Path], inputs: Sequence[str | os.PathLike | None], setting: str = "out"
+) -> None:
+    """The one output guard: a UserError, before anything is written, when a file a command would write is a
+    file it reads (a checkpoint, an image, an architecture), naming both."""
+    read = {Path(item).resolve(): Path(item) for item in inputs if item is not None and Path(item).exists()}
+    for output in outputs:
+        source = read.get(Path(output).resolve())
+        if source is not None:
+            raise UserError(
+                f"{setting}: writing {output} would replace the input {source}; choose another {setting}="
+            )

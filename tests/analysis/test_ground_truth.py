@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dilnas.analysis.ground_truth import rates_in_space
+from dilnas.analysis.ground_truth import rates_in_space, recipe_of
 from dilnas.analysis.ground_truth_table import rank_pick, read_table, table_cost
 from dilnas.analysis.sweep_summary import report_sweep
 from dilnas.spec.space import load_space
@@ -196,3 +196,33 @@ def test_the_grid_collector_reads_a_carried_table_with_the_one_reader(tmp_path):
     result = grid(out, "stage=collect")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith(f"dilnas-grid: error: {out / 'ground_truth.csv'}: not UTF-8 text")
+
+
+def test_a_grid_directory_keeps_one_space_and_one_recipe(tmp_path):
+    out = tmp_path / "grid"
+    assert grid(out, "seeds=[0]", "stage=write").returncode == 0
+    manifest = (out / "grid.json").read_bytes()
+    other_space = grid(out, "seeds=[0]", "stage=write", "space=synthetic_deep")
+    assert other_space.returncode == 2
+    assert "holds the grid of another search space (synthetic_tiny" in other_space.stderr
+    other_recipe = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dilnas.grid",
+            f"out={out}",
+            "sample=2",
+            "stage=write",
+            'retrain=["trainer.max_steps=3"]',
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ENV,
+    )
+    assert other_recipe.returncode == 2 and "keep one recipe per grid directory" in other_recipe.stderr
+    assert (out / "grid.json").read_bytes() == manifest
+    # Where the data lies, the loader processes, the device and the launcher are not the recipe.
+    machine = ["data.root=/a", "data.num_workers=4", "device=cuda", "hydra/launcher=local_parallel"]
+    assert recipe_of(["+experiment=camvid_lite", *machine, "seed=1"]) == ["+experiment=camvid_lite", "seed=1"]

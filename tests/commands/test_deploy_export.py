@@ -117,3 +117,11 @@ def test_bench_infer_adds_an_onnxruntime_row():
         ONNXRUNTIME_ROW,
     ]
     assert all(row.max_abs_diff <= 1e-4 and row.median_ms > 0 for row in rows)
+
+
+def test_deploy_refuses_to_write_over_its_checkpoint(checkpoint):
+    path, _ = checkpoint
+    before = path.read_bytes()
+    result = run("dilnas.deploy", f"arch={TINY}", f"checkpoint={path}", "format=torchscript", f"out={path}")
+    assert_one_line_error(result, "dilnas-deploy", f"writing {path} would replace the input {path}")
+    assert path.read_bytes() == before

@@ -228,3 +228,34 @@ def test_predict_refuses_bad_images_before_writing(tmp_path):
     with pytest.raises(UserError, match=r"b/y.jpg: cannot read image .*; expected a PNG or JPEG image$"):
         predict_images(RegSeg(load_arch(TINY)), targets, palette_for(3), torch.device("cpu"))
     assert not (tmp_path / "out").exists()  # x.png came first, but nothing was written
+
+
+def test_predict_refuses_an_output_over_an_input_image(tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "photos"
+    images.mkdir()
+    for name in ("street.png", "street_mask.png"):  # the second is the first's mask name, and an input
+        Image.new("RGB", (32, 32), (10, 20, 30)).save(images / name)
+    before = {path.name: path.read_bytes() for path in images.iterdir()}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dilnas.predict",
+            f"arch={TINY}",
+            "checkpoint=none.pt",
+            f"images={images}",
+            f"out={images}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"dilnas-predict: error: out: writing {images / 'street_mask.png'} would replace the input "
+        f"{images / 'street_mask.png'}; choose another out="
+    )
+    assert {path.name: path.read_bytes() for path in images.iterdir()} == before
