@@ -72,6 +72,7 @@ class RetrainResult:
 def search(*overrides: str, run_dir: str | os.PathLike | None = None) -> SearchResult:
     """``dilnas-search OVERRIDES... hydra.run.dir=RUN_DIR``; ``run_dir`` defaults to the command's
     (``runs/search/<time>``, relative to the working directory)."""
+    _check_path("run_dir", run_dir, optional=True)
     config, record, path = _prepare("search", SearchRunConfig, overrides, run_dir)
     found = _in_run_dir(
         path,
@@ -88,6 +89,7 @@ def search(*overrides: str, run_dir: str | os.PathLike | None = None) -> SearchR
 
 def retrain(*overrides: str, run_dir: str | os.PathLike | None = None) -> RetrainResult:
     """``dilnas-retrain OVERRIDES... hydra.run.dir=RUN_DIR`` (``arch=`` is required, as on the command line)."""
+    _check_path("run_dir", run_dir, optional=True)
     config, record, path = _prepare("retrain", RetrainConfig, overrides, run_dir)
     outcome = _in_run_dir(
         path,
@@ -109,6 +111,10 @@ def derive(
     ``expected`` or ``topk``, with ``topk`` rates; default: the run's own ``topk``), with the held-out selection
     recorded with the checkpoint where the rule picks what the search did; nothing is written (``dilnas-export``
     writes it)."""
+    _check_path("run_dir", run_dir)
+    _check_path("checkpoint", checkpoint, optional=True)
+    if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int)):
+        raise UserError(f"topk={topk!r}: expected a whole number of rates >= 1, or None for the run's own")
     try:
         chosen = DeriveRule(rule)
     except ValueError:
@@ -124,7 +130,19 @@ def load_model(
     network inherits its weights) or a released RegSeg one. The checkpoint's class count wins over the
     architecture file's (retraining builds the classifier for its data's classes). ``arch=None`` takes the
     architecture a retraining checkpoint records."""
+    if not isinstance(arch, ArchSpec):
+        _check_path("arch", arch, optional=True)
+    _check_path("checkpoint", checkpoint, optional=True)
     return initialize.load_model(arch, checkpoint)
+
+
+def _check_path(name: str, value: object, optional: bool = False) -> None:
+    """A UserError naming the argument when ``value`` is not a path (a str or an os.PathLike)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str | os.PathLike) or (isinstance(value, str) and not value):
+        allowed = "a path (str or os.PathLike)" + (" or None" if optional else "")
+        raise UserError(f"{name}={value!r}: expected {allowed}")
 
 
 # ---- running a library run in-process ------------------------------------------------------------

@@ -144,11 +144,14 @@ def discard_unused_run_dir() -> None:
     working directory of the read-only commands; only rank 0 removes it.
     """
     hydra_config = HydraConfig.get()
-    if os.environ.get("RANK", "0") == "0":
-        remove_unused_dir(
-            Path(hydra_config.runtime.output_dir),
-            {hydra_config.output_subdir, f"{hydra_config.job.name}.log"},
-        )
+    if os.environ.get("RANK", "0") != "0":
+        return
+    run_dir, job_log = Path(hydra_config.runtime.output_dir), f"{hydra_config.job.name}.log"
+    remove_unused_dir(run_dir, {hydra_config.output_subdir, job_log})
+    # In a directory that holds other work (another run's), the job's empty log is all this run added.
+    log_file = run_dir / job_log
+    if run_dir.resolve() != Path.cwd().resolve() and log_file.is_file() and log_file.stat().st_size == 0:
+        log_file.unlink()
 
 
 def one_line_hydra_error(error: CompactHydraException) -> str:

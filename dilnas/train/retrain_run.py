@@ -122,7 +122,12 @@ def train(
     )
     # The trainer checks its settings without touching the disk; only then is the run directory written.
     setup.run_dir.start(
-        config.resume, record, setup.info, same=RESUME_SAME, files={ARCH: dumps_json(spec.to_dict())}
+        config.resume,
+        record,
+        setup.info,
+        same=RESUME_SAME,
+        files={ARCH: dumps_json(spec.to_dict())},
+        command="dilnas-retrain",
     )
     if setup.info.is_main:
         save_arch(spec, setup.run_dir.arch)

@@ -134,6 +134,7 @@ class RunDir:
         *,
         same: Sequence[str] = (),
         files: Mapping[str, str] | None = None,
+        command: str | None = None,
     ) -> None:
         """Refuse a directory that already holds a run unless ``resume`` (the run then continues from
         ``last.pt``); rank 0 creates it and writes ``config.yaml`` and ``.hydra/overrides.yaml`` (the
@@ -148,6 +149,7 @@ class RunDir:
         Rank 0 first takes the directory's lock (``acquire``): a second run started in it while this one runs
         is refused. ``release`` (or the end of the process) gives it back.
         """
+        self._check_command(command)
         self.acquire(info)
         holds_run = broadcast_object(self.last.exists(), info)
         if holds_run and not resume:
@@ -163,6 +165,24 @@ class RunDir:
             atomic_write_text(self.config, record.config_yaml)
             atomic_write_text(
                 self.overrides, yaml.safe_dump(list(record.overrides), default_flow_style=False)
+            )
+
+    def _check_command(self, command: str | None) -> None:
+        """Refuse the run directory of the other command (``dilnas-search`` or ``dilnas-retrain``) in one line."""
+        if command is None:
+            return
+        other = None
+        if command == "dilnas-retrain" and self.is_search_run():
+            other = "dilnas-search"
+        elif (
+            command == "dilnas-search"
+            and not self.is_search_run()
+            and (self.last.exists() or self.arch.exists())
+        ):
+            other = "dilnas-retrain"
+        if other is not None:
+            raise UserError(
+                f"{self.path} is a {other} run directory; {command} needs its own: choose another hydra.run.dir"
             )
 
     def acquire(self, info: DistInfo) -> None:

@@ -134,7 +134,9 @@ def _gradient_search(
 def _start(config: SearchRunConfig, setup: TrainSetup, record: RunRecord) -> None:
     """Start (or refuse, or continue) the run directory; it keeps a copy of the space as searched."""
     text = space_path(config.search.space).read_text(encoding="utf-8")
-    setup.run_dir.start(config.resume, record, setup.info, same=RESUME_SAME, files={SPACE: text})
+    setup.run_dir.start(
+        config.resume, record, setup.info, same=RESUME_SAME, files={SPACE: text}, command="dilnas-search"
+    )
     if setup.info.is_main:
         atomic_write_text(setup.run_dir.space, text)
 

@@ -97,3 +97,29 @@ def test_api_load_model_by_name_path_or_spec_with_the_checkpoints_class_count(tm
                 model = api.load_model(arch, tmp_path / name)
                 assert not model.training and model.spec.num_classes == 5
                 assert torch.equal(model(image), reference)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: api.search(run_dir=["runs", "x"]),
+            "run_dir=['runs', 'x']: expected a path (str or os.PathLike) or None",
+        ),
+        (
+            lambda: api.retrain("arch=x.json", run_dir=3),
+            "run_dir=3: expected a path (str or os.PathLike) or None",
+        ),
+        (lambda: api.derive(None), "run_dir=None: expected a path (str or os.PathLike)"),
+        (lambda: api.derive("runs/x", topk="2"), "topk='2': expected a whole number of rates >= 1"),
+        (lambda: api.derive("runs/x", checkpoint=1.5), "checkpoint=1.5: expected a path"),
+        (lambda: api.load_model(7), "arch=7: expected a path (str or os.PathLike) or None"),
+        (lambda: api.load_model("exp48_decoder26", checkpoint=[1]), "checkpoint=[1]: expected a path"),
+    ],
+)
+def test_api_arguments_of_the_wrong_type_are_named(tmp_path, monkeypatch, call, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as caught:
+        call()
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []

@@ -112,3 +112,19 @@ def test_grid_passes_a_stop_signal_on_and_leaves_no_orphan(tmp_path):
     assert "Traceback" not in stderr
     assert not Path(f"/proc/{child[0]}").exists()  # the retraining ended with its parent
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] >= 3
+
+
+def test_retrain_refuses_a_search_run_directory_in_one_line(tmp_path):
+    search_dir = tmp_path / "search"
+    search_dir.mkdir()
+    (search_dir / "space.yaml").write_text((REPO / "search_spaces" / "synthetic_tiny.yaml").read_text())
+    (search_dir / "config.yaml").write_text("seed: 0\n")
+    before = {path.name: path.read_bytes() for path in search_dir.iterdir()}
+    process = retrain(search_dir, "resume=true")
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2 and "Traceback" not in stderr
+    assert stderr.strip() == (
+        f"dilnas-retrain: error: {search_dir} is a dilnas-search run directory; dilnas-retrain needs its own: "
+        "choose another hydra.run.dir"
+    )
+    assert {path.name: path.read_bytes() for path in search_dir.iterdir()} == before
