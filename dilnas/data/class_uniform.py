@@ -148,7 +148,7 @@ def class_centroids(dataset: SegmentationDataset, tile_size: int = TILE_SIZE) ->
     key = cache_key(dataset, tile_size)
     paths = cache_paths(dataset.root, dataset.split, tile_size)
     for path in paths:
-        cached = _read_cache(path, key, dataset.num_classes)
+        cached = _read_cache(path, key, dataset.num_classes, len(dataset))
         if cached is not None:
             return ClassCentroids(cached, path, computed=False)
     by_class = compute_centroids(dataset, tile_size)
@@ -176,7 +176,9 @@ def class_centroids(dataset: SegmentationDataset, tile_size: int = TILE_SIZE) ->
     return ClassCentroids(by_class, None, computed=True)
 
 
-def _read_cache(path: Path, key: str, num_classes: int) -> list[np.ndarray] | None:
+def _read_cache(path: Path, key: str, num_classes: int, num_images: int) -> list[np.ndarray] | None:
+    """The cached centroids, or None (then recomputed and rewritten) when the file is missing, unreadable, of
+    another key, or its contents do not fit the split: checked, not trusted."""
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -189,7 +191,21 @@ def _read_cache(path: Path, key: str, num_classes: int) -> list[np.ndarray] | No
     centroids = data.get("centroids")
     if not isinstance(centroids, list) or len(centroids) != num_classes:
         return None
-    return [np.asarray(rows, dtype=np.int64).reshape(-1, 3) for rows in centroids]
+    try:
+        tables = [np.asarray(rows, dtype=np.int64) for rows in centroids]
+    except (TypeError, ValueError, OverflowError):
+        tables = []
+    fits = len(tables) == num_classes and all(
+        table.size == 0
+        or (table.ndim == 2 and table.shape[1] == 3 and table.min() >= 0 and table[:, 0].max() < num_images)
+        for table in tables
+    )
+    if not fits:
+        log.warning(
+            "class centroids: ignoring the cache %s, whose contents do not fit the split: recomputed", path
+        )
+        return None
+    return [table.reshape(-1, 3) for table in tables]
 
 
 def _relative(path: Path, root: Path) -> str:

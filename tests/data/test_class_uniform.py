@@ -269,3 +269,25 @@ def test_class_uniform_settings_are_checked(cityscapes_blobs_root: Path) -> None
     assert isinstance(
         build_dataset(blob_config(cityscapes_blobs_root), "val", train=False), CityscapesDataset
     )
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda rows: [[[999, 1, 1]], *rows[1:]],  # an image index beyond the split
+        lambda rows: [[[0, 1]], *rows[1:]],  # rows of the wrong shape
+        lambda rows: [[["a", 1, 1]], *rows[1:]],  # not numbers
+        lambda rows: [[[0, -5, 1]], *rows[1:]],  # a negative position
+    ],
+)
+def test_a_cache_whose_contents_do_not_fit_is_recomputed(
+    cityscapes_blobs_root: Path, user_cache: Path, corrupt
+) -> None:
+    first = class_centroids(CityscapesDataset(cityscapes_blobs_root, "train", Compose([])))
+    data = json.loads(first.path.read_text())
+    data["centroids"] = corrupt(data["centroids"])  # the key still matches the files
+    first.path.write_text(json.dumps(data))
+    again = class_centroids(CityscapesDataset(cityscapes_blobs_root, "train", Compose([])))
+    assert again.computed
+    assert all(np.array_equal(a, b) for a, b in zip(first.by_class, again.by_class, strict=True))
+    assert json.loads(first.path.read_text())["centroids"] != data["centroids"]  # rewritten
