@@ -114,7 +114,7 @@ def predict_images(
     written (the output folder included), and the memory the network needs is checked for the largest input."""
     if len(palette) != model.spec.num_classes:  # palette_for: one colour per class, at most 255 classes
         raise ValueError(f"predict_images: {len(palette)} colours for {model.spec.num_classes} classes")
-    sizes = [read_image_size(p.image, READABLE) for p in predictions]
+    sizes = [read_image_size(p.image, READABLE, verify=True) for p in predictions]
     if sizes:  # the memory of one forward pass grows with the pixels: the largest input decides
         largest = input_size or max(sizes, key=lambda size: size[0] * size[1])
         shape = (1, model.spec.stem.in_channels, *largest)

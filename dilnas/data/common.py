@@ -8,9 +8,11 @@ and what was expected.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import ClassVar
@@ -42,20 +44,32 @@ def read_image(path: Path, expected: str = "an RGB PNG") -> np.ndarray:
     """Decode an image file into a (H, W, 3) uint8 array; DataError saying what was ``expected`` if it cannot
     be read."""
     try:
-        with Image.open(path) as handle:
+        with _quiet_pillow(), Image.open(path) as handle:
             return np.array(handle.convert("RGB"))
     except _READ_ERRORS as exc:
         raise DataError(f"{path}: cannot read image ({exc}); expected {expected}") from exc
 
 
-def read_image_size(path: Path, expected: str = "an RGB PNG") -> tuple[int, int]:
-    """The (height, width) of an image file from its header (no pixels are decoded); DataError as
-    ``read_image``."""
+def read_image_size(path: Path, expected: str = "an RGB PNG", verify: bool = False) -> tuple[int, int]:
+    """The (height, width) of an image file from its header (no pixels are decoded); with ``verify``, the
+    whole file is also checked for truncation and corruption (Pillow's ``verify``, still without decoding);
+    DataError as ``read_image``."""
     try:
-        with Image.open(path) as handle:
-            return handle.height, handle.width
+        with _quiet_pillow(), Image.open(path) as handle:
+            size = handle.height, handle.width
+            if verify:
+                handle.verify()
+            return size
     except _READ_ERRORS as exc:
         raise DataError(f"{path}: cannot read image ({exc}); expected {expected}") from exc
+
+
+@contextlib.contextmanager
+def _quiet_pillow() -> Iterator[None]:
+    """Pillow's DecompressionBombWarning (a large image) off: dilnas' memory check decides, in one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def read_label(

@@ -29,6 +29,7 @@ def estimate_bytes(build: Callable[[], nn.Module], input_shape: Sequence[int] | 
     """(weight bytes, activation bytes of one float32 forward pass on ``input_shape``; 0 without one)."""
     with torch.device("meta"):
         model = build()
+    model.eval()  # the same activations; BatchNorm in training mode would refuse a 1x1 input
     weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     if input_shape is None:
         return weights, 0

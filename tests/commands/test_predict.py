@@ -259,3 +259,37 @@ def test_predict_refuses_an_output_over_an_input_image(tmp_path):
         f"{images / 'street_mask.png'}; choose another out="
     )
     assert {path.name: path.read_bytes() for path in images.iterdir()} == before
+
+
+def test_predict_refuses_a_truncated_image_before_creating_the_output_folder(tmp_path):
+    images = tmp_path / "photos"
+    images.mkdir()
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(images / "a.png")
+    Image.effect_noise((64, 48), 40).convert("RGB").save(images / "b.png")
+    data = (images / "b.png").read_bytes()
+    (images / "b.png").write_bytes(data[: len(data) // 2])  # the header is intact, the pixels are cut
+    targets = output_paths(find_images(images), tmp_path / "out")
+    with pytest.raises(UserError, match=r"b.png: cannot read image .*; expected a PNG or JPEG image$"):
+        predict_images(RegSeg(load_arch(TINY)), targets, palette_for(3), torch.device("cpu"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_large_images_raise_no_pillow_warning_and_tiny_ones_no_error(tmp_path, monkeypatch):
+    import warnings
+
+    from PIL import Image
+
+    from dilnas.data.common import read_image, read_image_size
+    from dilnas.models.memory import estimate_bytes
+    from dilnas.models.regseg import RegSeg
+    from dilnas.spec.arch import load_arch
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (40, 30)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1200 pixels: Pillow would warn
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image_size(path, verify=True) == (30, 40) and read_image(path).shape == (30, 40, 3)
+    # A 1x1 input: the memory estimate runs the network in eval mode, where BatchNorm takes one value.
+    weights, activations = estimate_bytes(lambda: RegSeg(load_arch(TINY)), (1, 3, 1, 1))
+    assert weights > 0 and activations > 0
