@@ -20,8 +20,17 @@ from dilnas.spec.arch import ArchSpec, load_arch, save_arch
 from dilnas.spec.options import RetrainConfig
 from dilnas.train.distributed import DistInfo
 from dilnas.train.run_dir import ARCH, RunDir, RunRecord
-from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainSetup, eval_loader, evaluate
+from dilnas.train.trainer import (
+    Recipe,
+    TrainData,
+    Trainer,
+    TrainingDiverged,
+    TrainSetup,
+    eval_loader,
+    evaluate,
+)
 from dilnas.utils.checkpoints import seed_everything
+from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_json, dumps_json
 
 log = logging.getLogger("dilnas")
@@ -46,6 +55,11 @@ def run_retrain(
 ) -> RetrainOutcome:
     try:
         return _run_retrain(config, device, info, run_dir, record)
+    except TrainingDiverged:
+        raise  # its metrics show what diverged: kept
+    except UserError:
+        run_dir.discard_unfinished()  # refused before its first checkpoint: nothing left behind
+        raise
     finally:
         run_dir.release()  # the run directory's lock, taken when the run started
 

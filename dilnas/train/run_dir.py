@@ -19,9 +19,11 @@ A run directory (``hydra.run.dir``) holds::
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +55,10 @@ RESUME_MAY_CHANGE = ("data.root", "data.num_workers")
 T = TypeVar("T")
 LOCK = RUN_LOCK  # the writer's lock (``RunDir.acquire``)
 _HELD: dict[Path, IO[str]] = {}  # the run directories whose lock this process holds
+_FRESH: set[Path] = set()  # the run directories this process started empty (``discard_unfinished``)
+# What a run writes into its directory: all of it goes when a fresh run is refused before its first checkpoint.
+RUN_FILES = (ARCH, CONFIG, SPACE, METRICS, ARCH_HISTORY, EVAL, LOCK)
+RUN_FOLDERS = (TENSORBOARD, CHECKPOINTS)
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,10 @@ class RunDir:
         is refused. ``release`` (or the end of the process) gives it back.
         """
         self._check_command(command)
+        fresh = not self.config.exists() and not self.last.exists()
         self.acquire(info)
+        if fresh and info.is_main:
+            _FRESH.add(self.path.resolve())
         holds_run = broadcast_object(self.last.exists(), info)
         if holds_run and not resume:
             raise UserError(
@@ -210,8 +219,26 @@ class RunDir:
         handle.flush()
         _HELD[key] = handle
 
+    def discard_unfinished(self) -> None:
+        """After a run that this process started in an empty directory was refused before its first checkpoint
+        (bad data found while training, a full disk): remove what it wrote, so that nothing is left but what
+        was there before. A run with a checkpoint, or one that continued another's, is left as it is."""
+        key = self.path.resolve()
+        if key not in _FRESH or self.last.exists():
+            return
+        _FRESH.discard(key)
+        for name in RUN_FILES:
+            (self.path / name).unlink(missing_ok=True)
+        for name in RUN_FOLDERS:
+            shutil.rmtree(self.path / name, ignore_errors=True)
+        overrides = self.path / OVERRIDES
+        overrides.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            overrides.parent.rmdir()  # .hydra/, when it holds nothing else
+
     def release(self) -> None:
         """Give the lock back (the run has ended; a later run of this process may take it again)."""
+        _FRESH.discard(self.path.resolve())
         handle = _HELD.pop(self.path.resolve(), None)
         if handle is not None:
             handle.close()

@@ -24,8 +24,9 @@ from dilnas.train.run_log import RunLogger
 from dilnas.train.sampling import split_indices
 from dilnas.train.search_trainer import SearchData, SearchTrainer
 from dilnas.train.selection import Selection, selected_arch
-from dilnas.train.trainer import Recipe, TrainSetup
+from dilnas.train.trainer import Recipe, TrainingDiverged, TrainSetup
 from dilnas.utils.checkpoints import seed_everything
+from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_text
 from dilnas.utils.provenance import stamp
 
@@ -76,6 +77,11 @@ def run_search(config: SearchRunConfig, setup: TrainSetup, record: RunRecord) ->
     """Search, then write the derived ``arch.json`` into the run directory (rank 0)."""
     try:
         return _run_search(config, setup, record)
+    except TrainingDiverged:
+        raise  # its metrics show what diverged: kept
+    except UserError:
+        setup.run_dir.discard_unfinished()  # refused before its first checkpoint: nothing left behind
+        raise
     finally:
         setup.run_dir.release()  # the run directory's lock, taken when the run started
 

@@ -128,3 +128,37 @@ def test_retrain_refuses_a_search_run_directory_in_one_line(tmp_path):
         "choose another hydra.run.dir"
     )
     assert {path.name: path.read_bytes() for path in search_dir.iterdir()} == before
+
+
+@pytest.mark.slow
+def test_bad_data_found_while_training_leaves_no_run_directory(tmp_path):
+    from tests.helpers.fake_data import CAMVID_FILES, cycling_label, random_image, write_png
+
+    root = tmp_path / "camvid"
+    for seed, (split, name) in enumerate(CAMVID_FILES):
+        write_png(root / split / f"{name}.png", random_image(seed))
+        label = cycling_label(seed, num_ids=12)
+        if split == "train":
+            label[0, 0] = 200  # no CamVid class: found only when the first batch is read
+        write_png(root / f"{split}annot" / f"{name}.png", label)
+    run_dir = tmp_path / "runs" / "camvid"
+    command = [
+        sys.executable,
+        "-m",
+        "dilnas.retrain",
+        *[o for o in TINY_RUN if not o.startswith("data")],
+        "data=camvid",
+        f"data.root={root}",
+        "data.train_split=train",
+        "data.eval_split=val",
+        "data.scale_range=[32,48]",
+        "data.crop_size=[32,32]",
+        "data.num_workers=0",
+        "trainer.batch_size=2",
+        "trainer.max_steps=4",
+        f"hydra.run.dir={run_dir}",
+    ]
+    result = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1 and "200" in result.stderr
+    assert not run_dir.exists() and not (tmp_path / "runs").exists()
