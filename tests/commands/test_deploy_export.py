@@ -3,6 +3,7 @@ and image size; a file that does not is never written. And the onnxruntime row o
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 
@@ -71,8 +72,11 @@ def test_deploy_cli_writes_a_file_that_matches_eager(tmp_path, checkpoint, fmt, 
         f"out={out}",
     )
     assert result.returncode == 0, result.stderr
-    reported = re.search(r"max \|diff\| against the eager network (\S+) \(allowed 1e-04\)", result.stdout)
-    assert reported and float(reported[1]) <= 1e-4, result.stdout
+    reported = re.search(
+        r"max \|diff\| against the eager network (\S+), (\S+) of the largest logit \(allowed 1e-05\)",
+        result.stdout,
+    )
+    assert reported and float(reported[2]) <= 1e-5 and float(reported[1]) <= 1e-4, result.stdout
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left beside it
     forward = loader(out)
     images = torch.randn(3, 3, 40, 56)  # another batch size and image size than the command checked
@@ -125,3 +129,21 @@ def test_deploy_refuses_to_write_over_its_checkpoint(checkpoint):
     result = run("dilnas.deploy", f"arch={TINY}", f"checkpoint={path}", "format=torchscript", f"out={path}")
     assert_one_line_error(result, "dilnas-deploy", f"writing {path} would replace the input {path}")
     assert path.read_bytes() == before
+
+
+def test_the_export_check_is_relative_to_the_logits(tmp_path, checkpoint):
+    # A trained network's logits reach the hundreds: float32 rounding then exceeds any absolute bound of
+    # 1e-4, while it stays about 1e-7 of the largest logit.
+    _, eager = checkpoint
+    large = copy.deepcopy(eager)
+    with torch.no_grad():
+        large.decoder.classifier.weight.mul_(2000.0)
+        large.decoder.classifier.bias.mul_(2000.0)
+    checks = write_deployable(large, "torchscript", tmp_path / "large.pt", [32, 32])
+    assert max(check.max_abs_logit for check in checks) > 100
+    assert all(check.relative_diff <= 1e-5 for check in checks)
+    with pytest.raises(UserError) as caught:
+        write_deployable(large, "torchscript", tmp_path / "strict.pt", [32, 32], tolerance=1e-12)
+    message = str(caught.value)
+    assert "of the largest eager logit" in message and "allowed: 1e-12 of it); nothing written" in message
+    assert not (tmp_path / "strict.pt").exists()
