@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from dilnas.analysis.inference_bench import bench_inference, format_inference, rows_as_dicts
 from dilnas.analysis.search_bench import bench_search_step, format_search_rows
 from dilnas.analysis.search_bench import rows_as_dicts as search_rows_as_dicts
+from dilnas.analysis.timing import machine_load
 from dilnas.cli import fail, hydra_command, typed_config
 from dilnas.models.deploy_formats import INSTALL_HINT, missing_onnx_packages
 from dilnas.models.memory import check_memory
@@ -36,6 +37,18 @@ def machine_description(device: torch.device) -> str:
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
     cpu = platform.processor() or platform.machine()
     return f"CPU {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def describe_load(load: dict) -> str:
+    """The rounds and the machine's load around them, under a table."""
+    before, after = load["before"], load["after"]
+    level = (
+        f"{before:.2f} before, {after:.2f} after" if before is not None and after is not None else "unknown"
+    )
+    return (
+        f"{load['rounds']} rounds in rotating order (ratios: median of the per-round ratios, spread min-max); "
+        f"machine load (1-minute average): {level}"
+    )
 
 
 def run_infer(cfg: DictConfig) -> None:
@@ -60,6 +73,7 @@ def run_infer(cfg: DictConfig) -> None:
             f"onnxruntime row skipped: {', '.join(missing)} not installed ({INSTALL_HINT})", file=sys.stderr
         )
         onnxruntime = False
+    load_before = machine_load()
     rows = bench_inference(
         spec,
         config.input_size,
@@ -70,17 +84,20 @@ def run_infer(cfg: DictConfig) -> None:
         config.seed,
         onnxruntime=onnxruntime,
     )
+    load = {"before": load_before, "after": machine_load(), "rounds": config.repeats}
     if config.format is OutputFormat.json:
         report = {
             "arch": spec.name,
             "input_size": config.input_size,
             "batch_size": config.batch_size,
             "machine": machine_description(device),
+            "load": load,
             "rows": rows_as_dicts(rows),
         }
         print(json.dumps(report, indent=2))
     else:
         print(format_inference(rows))
+        print(describe_load(load))
 
 
 def run_search(cfg: DictConfig) -> None:
@@ -94,20 +111,24 @@ def run_search(cfg: DictConfig) -> None:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     print(f"timing one training step on {machine_description(device)} ...", file=sys.stderr)
+    load_before = machine_load()
     rows = []
     for name, crop, batch_size in zip(config.spaces, config.crops, config.batch_sizes, strict=True):
         space = load_space(name)
         rows += bench_search_step(space, crop, batch_size, device, config.warmup, config.repeats, config.seed)
     memory_label = "peak MB" if device.type == "cuda" else "saved MB"
+    load = {"before": load_before, "after": machine_load(), "rounds": config.repeats}
     if config.format is OutputFormat.json:
         report = {
             "machine": machine_description(device),
             "memory": memory_label,
+            "load": load,
             "rows": search_rows_as_dicts(rows),
         }
         print(json.dumps(report, indent=2))
     else:
         print(format_search_rows(rows, memory_label))
+        print(describe_load(load))
 
 
 MODES: dict[str, tuple[str, Callable[[DictConfig], None], tuple[str, ...]]] = {

@@ -8,12 +8,13 @@ device of the other rows.
 from __future__ import annotations
 
 import contextlib
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 
-from dilnas.analysis.timing import time_callable
+from dilnas.analysis.timing import time_alternating
 from dilnas.models.deploy import deploy_model
 from dilnas.models.deploy_formats import onnx_forward, temporary_onnx_session
 from dilnas.models.regseg import RegSeg
@@ -27,17 +28,20 @@ class InferenceRow:
     median_ms: float
     min_ms: float
     fps: float
-    speedup: float  # eager fp32 median / this median, measured in the same run
+    speedup: float  # median over rounds of eager fp32's time / this row's, both measured in the same round
+    speedup_low: float  # the smallest and the largest of those per-round ratios: their spread
+    speedup_high: float
     max_abs_diff: float  # against eager fp32 outputs on the same input
 
 
 ONNXRUNTIME_ROW = "onnxruntime fp32 (CPU)"
+BASELINE = "eager fp32"
 
 
 def _variants(device: torch.device) -> list[tuple[str, bool, bool, bool]]:
     """(name, deploy, channels_last, amp) of each timed variant."""
     variants = [
-        ("eager fp32", False, False, False),
+        (BASELINE, False, False, False),
         ("deploy fp32", True, False, False),
         ("deploy fp32 channels_last", True, True, False),
     ]
@@ -61,13 +65,14 @@ def bench_inference(
     onnxruntime: bool = False,
 ) -> list[InferenceRow]:
     """Rows in order: eager fp32 (the baseline of every speedup and difference), deploy fp32, deploy fp32
-    channels_last (and their AMP fp16 versions on CUDA), then ``onnxruntime`` (needs dilnas[deploy])."""
+    channels_last (and their AMP fp16 versions on CUDA), then ``onnxruntime`` (needs dilnas[deploy]). The rows
+    are timed in ``repeats`` alternating rounds (``time_alternating``)."""
     torch.manual_seed(seed)
     eager = RegSeg(spec).to(device).eval()
     x = torch.randn(batch_size, spec.stem.in_channels, *input_size, device=device)
     with torch.inference_mode():
         reference = eager(x).float()
-    rows: list[InferenceRow] = []
+    forwards: dict[str, Callable[[], torch.Tensor]] = {}
     for name, deploy, channels_last, amp in _variants(device):
         model = deploy_model(eager, channels_last) if deploy else eager
         inputs = x.contiguous(memory_format=torch.channels_last) if channels_last else x
@@ -77,54 +82,44 @@ def bench_inference(
             with torch.inference_mode(), autocast:
                 return model(inputs)
 
-        rows.append(_timed_row(name, forward, reference, device, batch_size, warmup, repeats, rows))
-    if onnxruntime:
-        cpu = torch.device("cpu")
-        deployed, images = deploy_model(eager).to(cpu), x.to(cpu)
-        with temporary_onnx_session(deployed, images, threads=torch.get_num_threads()) as session:
-            rows.append(
-                _timed_row(
-                    ONNXRUNTIME_ROW,
-                    lambda: onnx_forward(session, images),
-                    reference.to(cpu),
-                    cpu,
-                    batch_size,
-                    warmup,
-                    repeats,
-                    rows,
-                )
+        forwards[name] = forward
+    with contextlib.ExitStack() as stack:
+        if onnxruntime:
+            cpu = torch.device("cpu")
+            deployed, images = deploy_model(eager).to(cpu), x.to(cpu)
+            session = stack.enter_context(
+                temporary_onnx_session(deployed, images, threads=torch.get_num_threads())
             )
+            forwards[ONNXRUNTIME_ROW] = lambda: onnx_forward(session, images)
+        differences = {
+            name: (forward().float().to(reference.device) - reference).abs().max().item()
+            for name, forward in forwards.items()
+        }
+        # onnxruntime runs on the CPU: on a GPU machine its row is timed with the CPU clock.
+        clocks = {ONNXRUNTIME_ROW: torch.device("cpu")}
+        timed = time_alternating(forwards, device, warmup, repeats, devices=clocks)
+    rows = []
+    for name in forwards:
+        ratios = timed.ratios(BASELINE, name)
+        median = timed.median_ms(name)
+        rows.append(
+            InferenceRow(
+                mode=name,
+                median_ms=median,
+                min_ms=timed.min_ms(name),
+                fps=1000.0 * batch_size / median,
+                speedup=statistics.median(ratios),
+                speedup_low=min(ratios),
+                speedup_high=max(ratios),
+                max_abs_diff=differences[name],
+            )
+        )
     return rows
-
-
-def _timed_row(
-    name: str,
-    forward: Callable[[], torch.Tensor],
-    reference: torch.Tensor,
-    device: torch.device,
-    batch_size: int,
-    warmup: int,
-    repeats: int,
-    rows: list[InferenceRow],
-) -> InferenceRow:
-    """Time ``forward`` on ``device`` and compare its output with ``reference``; the first of ``rows`` is
-    the baseline of the speedup."""
-    difference = (forward().float() - reference).abs().max().item()
-    timing = time_callable(forward, device, warmup, repeats)
-    baseline = rows[0].median_ms if rows else timing.median_ms
-    return InferenceRow(
-        mode=name,
-        median_ms=timing.median_ms,
-        min_ms=timing.min_ms,
-        fps=1000.0 * batch_size / timing.median_ms,
-        speedup=baseline / timing.median_ms,
-        max_abs_diff=difference,
-    )
 
 
 def format_inference(rows: list[InferenceRow]) -> str:
     return format_table(
-        ["mode", "median ms", "min ms", "img/s", "speedup", "max |diff|"],
+        ["mode", "median ms", "min ms", "img/s", "speedup", "spread", "max |diff|"],
         [
             [
                 r.mode,
@@ -132,6 +127,7 @@ def format_inference(rows: list[InferenceRow]) -> str:
                 f"{r.min_ms:.1f}",
                 f"{r.fps:.2f}",
                 f"{r.speedup:.2f}x",
+                f"{r.speedup_low:.2f}-{r.speedup_high:.2f}",
                 f"{r.max_abs_diff:.1e}",
             ]
             for r in rows

@@ -7,12 +7,13 @@ grows with the number of candidates computed.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from dilnas.analysis.timing import time_callable
+from dilnas.analysis.timing import time_alternating
 from dilnas.models.regseg import RegSeg
 from dilnas.models.supernet import SuperNet
 from dilnas.spec.options import Relaxation
@@ -27,7 +28,9 @@ class StepRow:
     crop: int
     batch_size: int
     median_ms: float
-    time_ratio: float  # to the fixed network, measured in the same run
+    time_ratio: float  # median over rounds of this step's time / the fixed network's, in the same round
+    time_ratio_low: float  # the smallest and the largest per-round ratio: their spread
+    time_ratio_high: float
     memory_mb: float
     memory_ratio: float
     max_candidates: int
@@ -88,22 +91,25 @@ def bench_search_step(
     for relaxation in Relaxation:
         supernet = SuperNet(space, relaxation).to(device).train()
         variants.append((f"supernet {relaxation.value}", supernet, list(supernet.weight_parameters())))
+    steps = {mode: _step_fn(model, params, x, y) for mode, model, params in variants}
+    timed = time_alternating(steps, device, warmup, repeats)  # rotating order, round after round
+    memory = {mode: _peak_bytes(step, device) for mode, step in steps.items()}
+    base = variants[0][0]
     rows: list[StepRow] = []
-    for mode, model, params in variants:
-        step = _step_fn(model, params, x, y)
-        timing = time_callable(step, device, warmup, repeats)
-        memory = _peak_bytes(step, device)
-        base = rows[0] if rows else None
+    for mode in steps:
+        ratios = timed.ratios(mode, base)
         rows.append(
             StepRow(
                 space=space.name,
                 mode=mode,
                 crop=crop,
                 batch_size=batch_size,
-                median_ms=timing.median_ms,
-                time_ratio=timing.median_ms / base.median_ms if base else 1.0,
-                memory_mb=memory / 2**20,
-                memory_ratio=memory / (base.memory_mb * 2**20) if base else 1.0,
+                median_ms=timed.median_ms(mode),
+                time_ratio=statistics.median(ratios),
+                time_ratio_low=min(ratios),
+                time_ratio_high=max(ratios),
+                memory_mb=memory[mode] / 2**20,
+                memory_ratio=memory[mode] / memory[base],
                 max_candidates=max(len(b.candidates) for b in space.branches),
             )
         )
@@ -111,11 +117,26 @@ def bench_search_step(
 
 
 def format_search_rows(rows: list[StepRow], memory_label: str) -> str:
-    headers = ["space", "mode", "crop", "batch", "median ms", "time ratio", memory_label, "memory ratio"]
+    headers = [
+        "space",
+        "mode",
+        "crop",
+        "batch",
+        "median ms",
+        "time ratio",
+        "spread",
+        memory_label,
+        "memory ratio",
+    ]
     cells = [
         [
             *(r.space, r.mode, r.crop, r.batch_size),
-            *(f"{r.median_ms:.1f}", f"{r.time_ratio:.2f}x", f"{r.memory_mb:.1f}", f"{r.memory_ratio:.2f}x"),
+            *(
+                f"{r.median_ms:.1f}",
+                f"{r.time_ratio:.2f}x",
+                f"{r.time_ratio_low:.2f}-{r.time_ratio_high:.2f}",
+            ),
+            *(f"{r.memory_mb:.1f}", f"{r.memory_ratio:.2f}x"),
         ]
         for r in rows
     ]

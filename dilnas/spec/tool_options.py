@@ -38,7 +38,7 @@ class BenchInferConfig:
     batch_size: int = setting(1, "images per forward pass", low=1)
     device: DeviceChoice = setting(DeviceChoice.auto, "auto (CUDA if available), cpu or cuda")
     warmup: int = setting(2, "untimed passes first", low=0)
-    repeats: int = setting(5, "timed passes (the median is reported)", low=1)
+    repeats: int = setting(5, "timed rounds, every row once per round in rotating order (medians)", low=1)
     threads: int | None = setting(None, "torch CPU threads (null: torch's default)", low=1)
     seed: int = setting(0, "seed of the random input and weights", low=0)
     onnxruntime: bool = setting(
@@ -59,7 +59,7 @@ class BenchSearchConfig:
     batch_sizes: list[int] = setting(doc="batch size per space", factory=lambda: [8, 2], low=1)
     device: DeviceChoice = setting(DeviceChoice.auto, "auto (CUDA if available), cpu or cuda")
     warmup: int = setting(2, "untimed steps first", low=0)
-    repeats: int = setting(5, "timed steps (the median is reported)", low=1)
+    repeats: int = setting(5, "timed rounds, every row once per round in rotating order (medians)", low=1)
     threads: int | None = setting(None, "torch CPU threads (null: torch's default)", low=1)
     seed: int = setting(0, "seed of the data and weights", low=0)
     format: OutputFormat = setting(OutputFormat.table, "table or json")
