@@ -123,6 +123,13 @@ class LossConfig:
     )
 
 
+class EvalSchedule(str, Enum):
+    """When retraining evaluates (``trainer.eval_schedule``); it always evaluates at the end too."""
+
+    interval = "interval"  # every trainer.eval_every_epochs epochs
+    official = "official"  # the official RegSeg protocol: every 25 epochs and each of the last 30
+
+
 @dataclass
 class TrainerConfig:
     """The training loop: its length, batches, evaluations, checkpoints."""
@@ -134,6 +141,10 @@ class TrainerConfig:
     batch_size: int = setting(8, "training images per step and process", low=1)
     eval_batch_size: int = setting(1, "images per evaluation batch", low=1)
     eval_every_epochs: int = setting(10, "evaluate every N epochs (and at the end)", low=1)
+    eval_schedule: EvalSchedule = setting(
+        EvalSchedule.interval,
+        "interval (every eval_every_epochs) or official (every 25 and the last 30 epochs)",
+    )
     log_every_steps: int = setting(20, "print and log every N steps", low=1)
     checkpoint_every_steps: int = setting(
         0, "save last.pt every N steps (0: at the end of every epoch only)", low=0

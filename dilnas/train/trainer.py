@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from dilnas.spec.options import LossConfig, OptimConfig, TrainerConfig
+from dilnas.spec.options import EvalSchedule, LossConfig, OptimConfig, TrainerConfig
 from dilnas.train.distributed import DistInfo, broadcast_buffers
 from dilnas.train.losses import build_loss
 from dilnas.train.metrics import ConfusionMatrix
@@ -35,6 +35,8 @@ from dilnas.utils.errors import UserError
 from dilnas.utils.machine import machine_record
 
 log = logging.getLogger("dilnas")
+OFFICIAL_EVAL_EVERY, OFFICIAL_EVAL_LAST = 25, 30  # trainer.eval_schedule=official (epochs)
+SYNC_BN_BELOW = 4  # per-process batches under this, without SyncBatchNorm, get a warning under DDP
 
 
 class TrainingDiverged(UserError):
@@ -183,6 +185,13 @@ class Trainer:
             return model
         if sync_bn:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        elif self.config.batch_size < SYNC_BN_BELOW and self.info.is_main:
+            log.warning(
+                "trainer.batch_size=%d per process without trainer.sync_bn: each BatchNorm sees %d images (the "
+                "official run sees 8 on one GPU); add trainer.sync_bn=true",
+                self.config.batch_size,
+                self.config.batch_size,
+            )
         return nn.parallel.DistributedDataParallel(
             model,
             device_ids=[self.device.index] if self.device.type == "cuda" else None,
@@ -364,7 +373,6 @@ class Trainer:
         self._tick()
         if self.precision.enabled:
             log.info("computing in %s on %s", self.precision, self.device)
-        eval_every = self.config.eval_every_epochs * self.steps_per_epoch
         try:
             with StopSignals() as stop:
                 while self.state.step < self.total_steps:
@@ -376,7 +384,7 @@ class Trainer:
                             self._log_progress(loss, epoch, started, start_step)
                         finished = step >= self.total_steps
                         self.after_step(epoch, finished or step % self.steps_per_epoch == 0)
-                        if (eval_every and step % eval_every == 0) or finished:
+                        if self.evaluates_at(step):
                             summary = self.run_evaluation()
                         elif (
                             self.config.checkpoint_every_steps
@@ -389,11 +397,24 @@ class Trainer:
                         if finished:
                             break
                     else:
-                        if not eval_every or self.state.step % eval_every:
-                            self.save(LAST)  # end of epoch
+                        if not self.evaluates_at(self.state.step):
+                            self.save(LAST)  # end of epoch (an evaluation saves it too)
         finally:
             self.logger.close()
         return summary
+
+    def evaluates_at(self, step: int) -> bool:
+        """Whether the step ends with an evaluation: the last step, and epoch ends as ``trainer.eval_schedule``
+        says (``official``: every 25th epoch and each of the last 30, the official RegSeg protocol)."""
+        if step >= self.total_steps:
+            return True
+        epoch, within = divmod(step, self.steps_per_epoch)
+        if within:
+            return False
+        if self.config.eval_schedule is EvalSchedule.official:
+            epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+            return epoch % OFFICIAL_EVAL_EVERY == 0 or epoch > epochs - OFFICIAL_EVAL_LAST
+        return epoch % self.config.eval_every_epochs == 0
 
     def _save_and_hand_over(self, stop: StopSignals, signum: int) -> None:
         checkpoint = self.run_dir.last

@@ -257,3 +257,28 @@ def test_miou_reduced_leaves_out_truck_bus_and_train_for_cityscapes_only():
     other = ConfusionMatrix(3)
     other.update(torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]))
     assert "miou_reduced" not in other.summary(["a", "b", "c"])
+
+
+@pytest.mark.parametrize(
+    ("schedule", "every", "epochs", "expected"),
+    [
+        ("interval", 10, 40, [10, 20, 30, 40]),
+        ("official", 10, 100, [25, 50, 71, *range(72, 101)]),
+        ("official", 10, 20, list(range(1, 21))),  # shorter than the last 30: every epoch
+    ],
+)
+def test_eval_schedule(schedule, every, epochs, expected):
+    from types import SimpleNamespace
+
+    from dilnas.spec.options import EvalSchedule
+    from dilnas.train.trainer import Trainer
+
+    steps_per_epoch = 3
+    fake = SimpleNamespace(
+        config=SimpleNamespace(eval_schedule=EvalSchedule(schedule), eval_every_epochs=every),
+        steps_per_epoch=steps_per_epoch,
+        total_steps=epochs * steps_per_epoch,
+    )
+    evaluated = [step for step in range(1, epochs * steps_per_epoch + 1) if Trainer.evaluates_at(fake, step)]
+    assert [step // steps_per_epoch for step in evaluated] == expected
+    assert all(step % steps_per_epoch == 0 for step in evaluated)
