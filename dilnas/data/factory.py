@@ -15,7 +15,7 @@ from dilnas.data.dataset import LabelledDataset
 from dilnas.data.randaugment import RandAugment
 from dilnas.data.synthetic import SyntheticConfig, SyntheticDataset
 from dilnas.data.transforms import PairTransform, eval_transform, train_transform
-from dilnas.spec.options import Augment, DataConfig, DataName
+from dilnas.spec.options import Augment, CropPadding, DataConfig, DataName
 from dilnas.utils.errors import UserError
 
 log = logging.getLogger("dilnas")
@@ -82,6 +82,7 @@ def build_dataset(config: DataConfig, split: str, train: bool, resampled: bool =
             config.std,
             0.5 if config.flip else 0.0,
             augment=augment,
+            official_padding=config.crop_padding is CropPadding.official,
         )
     else:
         transform = eval_transform(config.mean, config.std, config.eval_short_side)

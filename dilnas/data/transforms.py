@@ -227,7 +227,9 @@ class Resize(CheckedTransform):
 
 
 class RandomCrop(PointTransform):
-    """Crop a random ``height`` x ``width`` window; a smaller input is first padded at the bottom and right.
+    """Crop a random ``height`` x ``width`` window; a smaller input is first padded at the bottom and right
+    (``pad=True``) or the window shrinks to the input (``pad=False``: the official RegSeg order, which pads
+    afterwards with ``RandomPad``).
 
     Padding is ``image_fill`` (0) in the image and ``label_fill`` (255, ignored by the loss) in the label.
     ``with_point`` places the window at random among those that contain the point (clamped to the image).
@@ -240,6 +242,7 @@ class RandomCrop(PointTransform):
         generator: torch.Generator | None = None,
         image_fill: float = 0.0,
         label_fill: int = IGNORE_INDEX,
+        pad: bool = True,
     ):
         _positive("RandomCrop", height=height, width=width)
         self.height = height
@@ -247,13 +250,21 @@ class RandomCrop(PointTransform):
         self.generator = generator
         self.image_fill = image_fill
         self.label_fill = label_fill
+        self.pad = pad
+
+    def window(self, label: torch.Tensor) -> tuple[int, int]:
+        """The (height, width) cut from ``label``'s input: the crop, or the input where it is smaller and
+        nothing is padded first."""
+        height, width = label.shape
+        return (self.height, self.width) if self.pad else (min(self.height, height), min(self.width, width))
 
     def apply(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         image, label = self._pad(image, label)
         height, width = label.shape
-        top = _randint(0, height - self.height, self.generator)
-        left = _randint(0, width - self.width, self.generator)
-        rows, cols = slice(top, top + self.height), slice(left, left + self.width)
+        crop_height, crop_width = self.window(label)
+        top = _randint(0, height - crop_height, self.generator)
+        left = _randint(0, width - crop_width, self.generator)
+        rows, cols = slice(top, top + crop_height), slice(left, left + crop_width)
         return image[:, rows, cols], label[rows, cols]
 
     def move(
@@ -261,17 +272,20 @@ class RandomCrop(PointTransform):
     ) -> tuple[torch.Tensor, torch.Tensor, Point]:
         image, label = self._pad(image, label)
         height, width = label.shape
+        crop_height, crop_width = self.window(label)
         x, y = point
         if not (0 <= x < width and 0 <= y < height):
             raise ValueError(f"RandomCrop: point {point} lies outside the {width}x{height} input")
         # Every window that contains the point is equally likely before clamping to the image (RegSeg's
         # centroid crop); clamping keeps it inside, since the point itself is.
-        top = min(max(_randint(y - self.height + 1, y, self.generator), 0), height - self.height)
-        left = min(max(_randint(x - self.width + 1, x, self.generator), 0), width - self.width)
-        rows, cols = slice(top, top + self.height), slice(left, left + self.width)
+        top = min(max(_randint(y - crop_height + 1, y, self.generator), 0), height - crop_height)
+        left = min(max(_randint(x - crop_width + 1, x, self.generator), 0), width - crop_width)
+        rows, cols = slice(top, top + crop_height), slice(left, left + crop_width)
         return image[:, rows, cols], label[rows, cols], (x - left, y - top)
 
     def _pad(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.pad:
+            return image, label
         height, width = label.shape
         pad_bottom, pad_right = max(0, self.height - height), max(0, self.width - width)
         if pad_bottom or pad_right:
@@ -281,6 +295,46 @@ class RandomCrop(PointTransform):
 
     def __repr__(self) -> str:
         return f"RandomCrop(height={self.height}, width={self.width})"
+
+
+class RandomPad(PointTransform):
+    """Pad to ``height`` x ``width`` at a random position (the official RegSeg order: after the crop and the
+    augmentation, so these only ever see real pixels): ``image_fill`` per channel (the mean colour, 0 once
+    normalised) in the image, ``label_fill`` (255, ignored) in the label."""
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        image_fill: Sequence[float],
+        generator: torch.Generator | None = None,
+        label_fill: int = IGNORE_INDEX,
+    ):
+        _positive("RandomPad", height=height, width=width)
+        self.height, self.width = height, width
+        self.image_fill = list(image_fill)
+        self.generator, self.label_fill = generator, label_fill
+
+    def move(
+        self, image: torch.Tensor, label: torch.Tensor, point: Point
+    ) -> tuple[torch.Tensor, torch.Tensor, Point]:
+        height, width = label.shape
+        extra_rows, extra_cols = max(0, self.height - height), max(0, self.width - width)
+        # Always draw, so the stream of random numbers does not depend on whether this sample needs a pad.
+        top, left = _randint(0, extra_rows, self.generator), _randint(0, extra_cols, self.generator)
+        if not (extra_rows or extra_cols):
+            return image, label, point
+        fill = torch.tensor(self.image_fill, dtype=image.dtype).view(-1, 1, 1)
+        padded = fill.expand(image.shape[0], height + extra_rows, width + extra_cols).clone()
+        padded[:, top : top + height, left : left + width] = image
+        padded_label = torch.full(
+            (height + extra_rows, width + extra_cols), self.label_fill, dtype=label.dtype
+        )
+        padded_label[top : top + height, left : left + width] = label
+        return padded, padded_label, (point[0] + left, point[1] + top)
+
+    def __repr__(self) -> str:
+        return f"RandomPad(height={self.height}, width={self.width})"
 
 
 class RandomHorizontalFlip(PointTransform):
@@ -332,16 +386,23 @@ def train_transform(
     flip_p: float = 0.5,
     generator: torch.Generator | None = None,
     augment: PairTransform | None = None,
+    official_padding: bool = False,
 ) -> Compose:
     """The RegSeg training augmentation: random short side, random crop (height, width), flip, ``augment``
-    (e.g. ``dilnas.data.randaugment.RandAugment``) when given, normalise."""
+    (e.g. ``dilnas.data.randaugment.RandAugment``) when given, normalise.
+
+    A sample smaller than the crop is padded black at the bottom right before the crop, or, with
+    ``official_padding`` (the official RegSeg order), cropped to at most its size, augmented, then padded at a
+    random position with the mean colour."""
     crop_height, crop_width = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
     min_size, max_size = scale_range
     extra = [] if augment is None else [augment]
+    if official_padding:
+        extra.append(RandomPad(crop_height, crop_width, mean, generator=generator))
     return Compose(
         [
             RandomShortSideScale(min_size, max_size, generator=generator),
-            RandomCrop(crop_height, crop_width, generator=generator),
+            RandomCrop(crop_height, crop_width, generator=generator, pad=not official_padding),
             RandomHorizontalFlip(flip_p, generator=generator),
             *extra,
             Normalize(mean, std),

@@ -49,6 +49,15 @@ class Augment(str, Enum):
     randaug_reduced = "randaug_reduced"  # RandAugment: 2 of 7 ops at magnitude 0.2 (RegSeg, Cityscapes)
 
 
+class CropPadding(str, Enum):
+    """Where a training sample smaller than the crop is padded (``data.crop_padding``)."""
+
+    bottom_right = "bottom_right"  # black at the bottom and right, before the crop
+    official = (
+        "official"  # the official RegSeg order: crop, augment, then pad at a random place with the mean
+    )
+
+
 class LossName(str, Enum):
     ce = "ce"
     bootstrapped_ce = "bootstrapped_ce"
@@ -71,6 +80,10 @@ class DataConfig:
     flip: bool = setting(True, "random horizontal flips")
     augment: Augment = setting(
         Augment.none, "none or randaug_reduced, after resize, crop and flip (real data)"
+    )
+    crop_padding: CropPadding = setting(
+        CropPadding.bottom_right,
+        "bottom_right (black, before the crop) or official (after augmenting, random place, mean colour)",
     )
     class_uniform_pct: float = setting(
         0.0, "share of samples cropped around a class centroid (retraining; 0: off)", low=0, high=1

@@ -227,3 +227,67 @@ def test_invalid_arguments(build) -> None:
 def test_mismatched_pair_is_refused() -> None:
     with pytest.raises(ValueError, match="same size"):
         RandomCrop(4, 4)(torch.zeros(3, 8, 8), torch.zeros(8, 9, dtype=torch.int64))
+
+
+def test_official_padding_crops_augments_then_pads_at_a_random_place_with_the_mean():
+    from dilnas.data.transforms import IMAGENET_MEAN, IMAGENET_STD, train_transform
+
+    seen: list[tuple[int, ...]] = []
+
+    def spy(image, label):  # the augmentation: records what it gets
+        seen.append(tuple(label.shape))
+        assert not (label == 255).any()  # no padding inside: real pixels only
+        return image, label
+
+    image, label = torch.full((3, 10, 12), 0.9), torch.zeros(10, 12, dtype=torch.long)
+    tops = set()
+    for seed in range(12):
+        transform = train_transform(
+            (10, 10),
+            (16, 16),
+            flip_p=0.0,
+            augment=spy,
+            official_padding=True,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        out, out_label = transform(image, label)
+        assert out.shape == (3, 16, 16) and out_label.shape == (16, 16)
+        content = out_label == 0
+        assert int(content.sum()) == 10 * 12  # the whole image, uncropped
+        rows = content.any(1).nonzero().flatten()
+        tops.add(int(rows[0]))
+        expected = (0.9 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+        assert torch.allclose(out[:, content], expected.view(3, 1).expand(3, 120))
+        assert torch.allclose(out[:, ~content], torch.zeros(1))  # the mean colour, normalised
+        assert (out_label[~content] == 255).all()
+    assert seen == [(10, 12)] * 12  # the augmentation never saw the padding
+    assert len(tops) > 1  # the content lands at random places, not always at the top left
+    seen.clear()
+    bottom_right = train_transform((10, 10), (16, 16), flip_p=0.0, augment=spy_padded(seen))
+    out, out_label = bottom_right(image, label)
+    assert seen == [(16, 16)] and (out_label[:10, :12] == 0).all() and (out_label[10:] == 255).all()
+
+
+def spy_padded(seen):
+    def spy(image, label):
+        seen.append(tuple(label.shape))
+        return image, label
+
+    return spy
+
+
+def test_official_padding_keeps_track_of_a_point():
+    from dilnas.data.transforms import RandomCrop, RandomPad
+
+    label = torch.arange(10 * 12).view(10, 12)
+    image = label[None].float()
+    for trial in range(20):
+        generator = torch.Generator().manual_seed(trial)
+        point = (trial % 12, trial % 10)
+        crop = RandomCrop(16, 16, generator=generator, pad=False)
+        pad = RandomPad(16, 16, [0.5], generator=generator)
+        cropped, cropped_label, moved = crop.with_point(image, label, point)
+        assert cropped_label.shape == (10, 12)  # smaller than the crop: kept whole
+        padded, padded_label, moved = pad.with_point(cropped, cropped_label, moved)
+        assert padded[0, moved[1], moved[0]] == image[0, point[1], point[0]]
+        assert padded_label[moved[1], moved[0]] == label[point[1], point[0]]
