@@ -108,28 +108,32 @@ class SearchSpace:
         data["name"] = name or f"{self.name}-" + "_".join(str(operator.index(rate)) for rate in rates)
         return ArchSpec.from_dict(data, source=source)
 
-    def padding_warnings(self) -> list[str]:
-        """One line per branch whose candidates read mostly zero padding at the search crop.
+    def padding_warnings(self, crop: tuple[int, int] | None = None) -> list[str]:
+        """One line per branch whose candidates read mostly zero padding at ``crop`` (the search's real training
+        crop; by default the space's declared ``search_crop``): more than half of the 3x3 kernel's nine taps,
+        averaged over the positions of the feature map, fall outside it.
 
         Such a candidate cannot be judged fairly by the search: at that resolution it sees mostly zeros.
         """
-        if self.search_crop is None:
+        crop = crop or self.search_crop
+        if crop is None:
             return []
-        crop_h, crop_w = self.search_crop
+        crop_h, crop_w = crop
         input_strides = [self.base.stem.stride, *self.base.output_strides()]
         warnings = []
         for branch in self.branches:
             stride = input_strides[branch.block]
             height, width = max(1, crop_h // stride), max(1, crop_w // stride)
-            fractions = {rate: padding_fraction(rate, height, width) for rate in branch.candidates}
+            # The centre tap always reads the map: of the nine taps, the eight off-centre ones can fall outside.
+            fractions = {rate: padding_fraction(rate, height, width) * 8 / 9 for rate in branch.candidates}
             flagged = [
                 f"{rate} ({share:.0%})" for rate, share in fractions.items() if share > PADDING_WARNING
             ]
             if flagged:
                 warnings.append(
-                    f"blocks[{branch.block}].dilations[{branch.branch}]: at the search crop {crop_h}x{crop_w} "
+                    f"blocks[{branch.block}].dilations[{branch.branch}]: at the training crop {crop_h}x{crop_w} "
                     f"the feature map is {height}x{width} (output stride {stride}) and candidates "
-                    f"{', '.join(flagged)} read mostly padding (share of off-centre taps outside the map)"
+                    f"{', '.join(flagged)} read mostly padding (share of the kernel's taps outside the map)"
                 )
         return warnings
 

@@ -89,7 +89,8 @@ def run_search(config: SearchRunConfig, setup: TrainSetup, record: RunRecord) ->
 def _run_search(config: SearchRunConfig, setup: TrainSetup, record: RunRecord) -> SearchOutcome:
     seed_everything(config.seed)
     space = load_space(config.search.space)
-    for warning in space.padding_warnings():
+    size = train_input_size(config.data)
+    for warning in space.padding_warnings((size[0], size[1]) if size else None):
         log.warning("search space %s: %s", space.name, warning)
     data = search_data(config)
     if len(data.class_names) != space.base.num_classes:

@@ -99,6 +99,8 @@ def test_exp48_space_candidates(exp48_space):
     assert all(b.candidates == tuple(range(1, 17)) for b in branches[2:])
     assert exp48_space.search_crop == (768, 768)
     assert exp48_space.padding_warnings() == []  # 48x48 features: rates up to 16 keep most taps inside
+    small = exp48_space.padding_warnings((128, 128))  # 8x8 features: from rate 4 up, mostly padding
+    assert len(small) == 12 and all("training crop 128x128" in w and "4 (56%)" in w for w in small[1:])
     assert exp48_space.base.num_classes == 19 and len(exp48_space.base.blocks) == 18
     assert all(rate == 1 for block in exp48_space.base.blocks for rate in block.dilations)
 
@@ -121,10 +123,12 @@ def test_synthetic_tiny_space():
     assert [b.bound for b in space.branches] == [2, 6]
     assert space.arch_with([1, 1]).blocks == load_arch(SYNTHETIC / "tiny_short_rate1.json").blocks
     assert space.arch_with([2, 4]).blocks == load_arch(SYNTHETIC / "tiny_short_dilated.json").blocks
-    warnings = space.padding_warnings()  # 14x14 features at 224x224: rate 6 reads mostly padding
-    assert len(warnings) == 1 and "14x14" in warnings[0] and "224x224" in warnings[0]
-    assert warnings[0].startswith("blocks[5].dilations[1]:") and "6 (55%)" in warnings[0]
-    assert "5 (" not in warnings[0]
+    # The default search (224x224, 14x14 features): rate 6 has 49% of its nine taps outside, no warning.
+    assert space.padding_warnings() == []
+    warnings = space.padding_warnings((64, 64))  # data.image_size=64: 4x4 features
+    assert len(warnings) == 2 and all("training crop 64x64" in w and "4x4" in w for w in warnings)
+    assert warnings[1].startswith("blocks[5].dilations[1]:") and "2 (56%), 3 (75%)" in warnings[1]
+    assert "1 (" not in warnings[1]
 
 
 def test_to_dict_is_json_ready(exp48_space):
@@ -324,5 +328,5 @@ def test_padding_warning_for_a_large_candidate_on_a_small_crop():
     space = parse_space(with_dilations([1, [1, 2]], repeat=1) | {"search_crop": [64, 64]})
     (warning,) = space.padding_warnings()  # 4x4 features at output stride 16
     assert warning.startswith("blocks[4].dilations[1]:") and "4x4" in warning and "64x64" in warning
-    assert "2 (62%)" in warning and "1 (" not in warning  # rate 1 keeps 3 of 4 positions per axis: 34%
+    assert "2 (56%)" in warning and "1 (" not in warning  # of the nine taps: 8/9 of 62%; rate 1: 30%
     assert parse_space(with_dilations([1, [1, 2]], repeat=1) | {"search_crop": None}).padding_warnings() == []
