@@ -7,7 +7,8 @@ still going (no ``metrics.jsonl`` or no evaluation yet) is listed with empty mIo
 
 ``report_sweep`` writes into the sweep directory ``summary.md``, ``summary.csv``, ``summary.json`` and
 ``consensus_arch.json``: the gapless architecture the runs' votes favour most, decided jointly by the deriver
-(vote shares as probabilities, ``argmax``: the highest product of shares, ties to the smaller rates).
+(vote shares as probabilities, ``argmax``: the highest product of shares; among tied architectures one that a run
+picked, never one no run picked).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from dilnas.analysis import sweep_tables
 from dilnas.analysis.ground_truth_table import rank_pick, read_table, table_cost
 from dilnas.analysis.search_history import read_overrides as recorded_overrides
 from dilnas.spec.arch import ArchSpec, load_arch, save_arch
-from dilnas.spec.derivation import derive_arch
-from dilnas.spec.gapless import rates_key
+from dilnas.spec.derivation import branch_scores, derive_arch
+from dilnas.spec.gapless import rates_key, top_gapless
 from dilnas.spec.options import DeriveRule
 from dilnas.spec.space import SearchSpace, load_space
 from dilnas.train.run_dir import ARCH, METRICS, OVERRIDES, SPACE, find_runs
@@ -35,6 +36,7 @@ from dilnas.utils.files import atomic_write_json, atomic_write_text
 from dilnas.utils.provenance import stamp
 
 CONSENSUS_NAME = "consensus_arch.json"
+CONSENSUS_CANDIDATES = 64  # the most voted gapless architectures among which ties are looked for
 SUMMARY_NAMES = {"markdown": "summary.md", "csv": "summary.csv", "json": "summary.json"}
 
 
@@ -234,15 +236,43 @@ def agreement(space: SearchSpace, runs: Sequence[RunSummary]) -> list[Agreement]
 
 
 def consensus_arch(space: SearchSpace, votes: Sequence[Agreement], runs: Sequence[RunSummary]) -> ArchSpec:
-    """The gapless architecture the votes favour most (vote shares as probabilities, the joint argmax)."""
+    """The gapless architecture the votes favour most: the highest product of vote shares, decided jointly.
+    Among architectures tied at that product, one that a run picked (the most often picked) wins, never one no
+    run picked; ``search.consensus`` records the tie, the product and how many runs picked it."""
+    keys = [branch.key for branch in space.branches]
+    shares = [list(vote.shares) for vote in votes]
+    scores = [
+        branch_scores(b.candidates, p, DeriveRule.argmax) for b, p in zip(space.branches, shares, strict=True)
+    ]
+    ranked = top_gapless(space.base, space.branches, scores, CONSENSUS_CANDIDATES)
+
+    def product(rates: Sequence[int]) -> float:
+        return math.prod(vote.shares[vote.rates.index(rate)] for vote, rate in zip(votes, rates, strict=True))
+
+    best = product(ranked[0])
+    tied = [rates for rates in ranked if math.isclose(product(rates), best, rel_tol=1e-9)]
+    picks = [tuple(run.rates[key] for key in keys) for run in runs]
+    chosen = max(tied, key=lambda rates: (picks.count(tuple(rates)), -tied.index(rates)))
     arch = derive_arch(
         space,
-        [vote.shares for vote in votes],
+        shares,
         DeriveRule.argmax,
         name=f"{space.name}_consensus",
         provenance=stamp(command="dilnas-report"),
+        rates=chosen,
     )
-    search = {**(arch.search or {}), "rule": "consensus", "runs": [run.run for run in runs]}
+    strength = {
+        "vote_product": best,
+        "tie": len(tied) > 1,
+        "picked_by": picks.count(tuple(chosen)),
+        "runs": len(runs),
+    }
+    search = {
+        **(arch.search or {}),
+        "rule": "consensus",
+        "runs": [run.run for run in runs],
+        "consensus": strength,
+    }
     return dataclasses.replace(arch, search=search)
 
 
@@ -305,6 +335,7 @@ def report_sweep(
             "arch": CONSENSUS_NAME,
             "rates": {key: (arch.search or {})["branches"][key]["choice"] for key in keys},
             "field_of_view": arch.field_of_view,
+            **(arch.search or {})["consensus"],
         },
         "files": [CONSENSUS_NAME, *SUMMARY_NAMES.values()],
     }

@@ -114,6 +114,8 @@ def markdown(summary: dict[str, Any]) -> str:
         f"Rates {' '.join(str(rate) for rate in consensus['rates'].values())}, field of view "
         f"{consensus['field_of_view']} px, the gapless choice with the highest product of vote shares: `{consensus['arch']}`.",
         "",
+        consensus_strength(consensus),
+        "",
     ]
     return "\n".join(lines)
 
@@ -144,3 +146,16 @@ def runs_csv(runs: Sequence[Any], keys: Sequence[str]) -> str:
             ]
         )
     return buffer.getvalue()
+
+
+def consensus_strength(consensus: dict) -> str:
+    """How strong the consensus is, in words: how many runs picked it, the product of its vote shares, a tie."""
+    tie = (
+        " It ties with other architectures at that product; of those, it is the one the runs picked most."
+        if consensus["tie"]
+        else ""
+    )
+    return (
+        f"Picked by {consensus['picked_by']} of {consensus['runs']} runs; product of its vote shares "
+        f"{consensus['vote_product']:.3g}.{tie}"
+    )

@@ -118,6 +118,24 @@ def test_consensus_obeys_the_no_gap_rule(tmp_path):
     assert summary["agreement"]["block5.b1"]["share"] == pytest.approx(0.4)
     assert summary["consensus"]["rates"] == {"block4.b1": 2, "block5.b1": 6}
     assert load_arch(root / "consensus_arch.json").gaps() == []
+    assert summary["consensus"]["picked_by"] == 2 and not summary["consensus"]["tie"]
+
+
+def test_a_tied_consensus_is_one_a_run_picked_and_says_so(tmp_path):
+    # Two runs, 1-3 and 2-1: every pair of their rates ties at 0.5 x 0.5, and the smallest rates (1-1), which
+    # no run picked, would win a tie broken by rate. The consensus is a pick, and flagged as a tie.
+    root = tmp_path / "sweep"
+    make_run(root, "0", [1, 3], 0)
+    make_run(root, "1", [2, 1], 1)
+    summary = report_sweep(root)
+    consensus = summary["consensus"]
+    assert list(consensus["rates"].values()) in ([1, 3], [2, 1])
+    assert consensus["tie"] and consensus["picked_by"] == 1 and consensus["runs"] == 2
+    assert consensus["vote_product"] == pytest.approx(0.25)
+    markdown = (root / "summary.md").read_text()
+    assert (
+        "Picked by 1 of 2 runs; product of its vote shares 0.25. It ties with other architectures" in markdown
+    )
 
 
 def test_run_without_metrics_is_listed(sweep_dir):
