@@ -5,6 +5,7 @@ written to ``RUN/rank.json`` and printed as a table. The diagnostics are ``dilna
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from omegaconf import DictConfig
@@ -16,7 +17,10 @@ from dilnas.utils.tables import format_table
 
 
 def run(cfg: DictConfig) -> None:
-    out, report = rank_run(typed_config(cfg, RankConfig))
+    def progress(done: int, total: int, arch: str, miou: float) -> None:
+        print(f"dilnas-rank: {done}/{total} {arch}: held-out mIoU {miou:.2f}", file=sys.stderr, flush=True)
+
+    out, report = rank_run(typed_config(cfg, RankConfig), progress)
     print(format_table(*rank_table(report)))
     ceiling = report["ceiling"]
     print(

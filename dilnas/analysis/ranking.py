@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,12 @@ from dilnas.utils.files import atomic_write_json
 
 log = logging.getLogger("dilnas")
 RANK = "rank.json"
+Progress = Callable[[int, int, str, float], None]
 
 
-def rank_run(config: RankConfig) -> tuple[Path, dict[str, Any]]:
+def rank_run(config: RankConfig, progress: Progress | None = None) -> tuple[Path, dict[str, Any]]:
     """Score the table's architectures with the run's supernet, compare, write the report; returns where it
-    went and what it holds."""
+    went and what it holds. ``progress(done, total, arch, miou)`` after each architecture."""
     run_dir = RunDir(config.run_dir)
     if not run_dir.is_search_run():
         raise UserError(
@@ -53,7 +55,7 @@ def rank_run(config: RankConfig) -> tuple[Path, dict[str, Any]]:
     out = Path(config.out) if config.out else run_dir.path / RANK
     if config.threads:
         torch.set_num_threads(config.threads)
-    heldout = _heldout_scores(run_dir, space, checkpoint, rates, resolve_device(config.device))
+    heldout = _heldout_scores(run_dir, space, checkpoint, rates, resolve_device(config.device), progress)
     log_prob = _log_probabilities(load_checkpoint(checkpoint)["model"], space, rates)
     mious = {arch: list(result.mious) for arch, result in table.items()}
     report = {
@@ -97,6 +99,7 @@ def _heldout_scores(
     checkpoint: Path,
     rates: dict[str, tuple[int, ...]],
     device: torch.device,
+    progress: Progress | None = None,
 ) -> dict[str, float]:
     """Each architecture's held-out mIoU with the supernet's weights, as the search's selection scores it."""
     run_config = run_dir.read_config(SearchRunConfig)
@@ -117,7 +120,8 @@ def _heldout_scores(
     for number, (arch, chosen) in enumerate(rates.items(), start=1):
         (scored,) = score_architectures(supernet, [chosen], batches, loader, data.class_names, device)
         scores[arch] = float(scored["miou"])
-        log.info("scored %d/%d: %s held-out mIoU %.2f", number, len(rates), arch, scores[arch])
+        if progress is not None:
+            progress(number, len(rates), arch, scores[arch])
     return scores
 
 
