@@ -84,6 +84,7 @@ def search(*overrides: str, run_dir: str | os.PathLike | None = None) -> SearchR
             ),
         ),
     )
+    print(found.describe())  # the line the command prints
     return SearchResult(path, RunDir(path).arch, found.arch, found.miou)
 
 
@@ -98,6 +99,9 @@ def retrain(*overrides: str, run_dir: str | os.PathLike | None = None) -> Retrai
             config.device, lambda device, info: run_retrain(config, device, info, RunDir(path), record)
         ),
     )
+    line = outcome.describe(path)
+    if line:
+        print(line)  # the line the command prints
     return RetrainResult(path, outcome.checkpoint, float(outcome.miou))
 
 

@@ -7,14 +7,12 @@ is ``dilnas.train.retrain_run``.
 
 from __future__ import annotations
 
-import math
-
 from omegaconf import DictConfig
 
 from dilnas.cli import hydra_command, hydra_run, typed_config
 from dilnas.spec.options import RetrainConfig
 from dilnas.train.distributed import DistInfo, run_distributed
-from dilnas.train.retrain_run import RetrainOutcome, run_retrain
+from dilnas.train.retrain_run import run_retrain
 from dilnas.train.run_dir import RunDir, RunRecord
 
 
@@ -25,24 +23,12 @@ def run(cfg: DictConfig) -> float:
 
     def job(device, info: DistInfo) -> float:
         outcome = run_retrain(config, device, info, run_dir, record)
-        line = describe(outcome, run_dir)
+        line = outcome.describe(run_dir.path)
         if info.is_main and line:
             print(line)
         return outcome.miou
 
     return run_distributed(config.device, job)
-
-
-def describe(outcome: RetrainOutcome, run_dir: RunDir) -> str | None:
-    if outcome.step is None:  # eval_only
-        reduced = f", mIoU^R {outcome.miou_reduced:.2f}" if outcome.miou_reduced is not None else ""
-        return f"{outcome.checkpoint}: {outcome.split} mIoU {outcome.miou:.2f}{reduced}"
-    if math.isnan(outcome.miou):  # nothing evaluated
-        return None
-    return (
-        f"{outcome.arch.name}: {outcome.split} mIoU {outcome.miou:.2f} at step {outcome.step} "
-        f"(best {outcome.best_miou:.2f}); run directory {run_dir.path}"
-    )
 
 
 EXAMPLES = (

@@ -25,12 +25,7 @@ def run(cfg: DictConfig) -> float:
     def job(device, info: DistInfo) -> float:
         found = run_search(config, TrainSetup(run_dir, device, config.seed, info), record)
         if info.is_main:
-            rates = [block.dilations for block in found.arch.blocks]
-            versus = f" / supernet {found.miou_supernet:.2f}" if found.miou_supernet is not None else ""
-            print(
-                f"{found.space.name}: derived dilations {rates}, field of view {found.arch.field_of_view} px; "
-                f"held-out mIoU derived {found.miou:.2f}{versus}; wrote {run_dir.arch}"
-            )
+            print(found.describe())
         return found.miou
 
     return run_distributed(config.device, job)

@@ -21,7 +21,7 @@ from dilnas.analysis.ground_truth_table import write_table
 from dilnas.spec.space import SearchSpace, load_space
 from dilnas.spec.tool_options import GridConfig, GridStage
 from dilnas.train.distributed import DistInfo
-from dilnas.train.run_dir import RunDir
+from dilnas.train.run_dir import LOCK, RunDir
 from dilnas.utils.errors import UserError
 from dilnas.utils.processes import run_child
 
@@ -41,11 +41,15 @@ def run_grid(config: GridConfig, say: Callable[[str], None] = print) -> Path:
         read_manifest(out)
     else:
         space = load_space(config.space)
-        grid_dir.acquire(DistInfo())  # one grid at a time in a directory
+        # One grid at a time per seed of a directory: grids of other seeds may share it (one process per seed).
+        locks = [f"{LOCK}-seed{seed}" for seed in config.seeds]
         try:
+            for seed, name in zip(config.seeds, locks, strict=True):
+                grid_dir.acquire(DistInfo(), name, f"seed {seed} of this grid")
             _write_and_train(config, space, out, say)
         finally:
-            grid_dir.release()
+            for name in locks:
+                grid_dir.release(name)
         if config.stage is GridStage.write:
             return out / TABLE
     rows = collect(out)

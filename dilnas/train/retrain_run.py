@@ -6,6 +6,7 @@ call ``run_retrain``.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,19 @@ class RetrainOutcome:
     step: int | None = None  # training: the last step; None for eval_only
     best_miou: float | None = None  # training: the best evaluation of the run
     miou_reduced: float | None = None  # eval_only on Cityscapes' 19 classes: the paper's mIoU^R
+
+    def describe(self, run_dir: Path) -> str | None:
+        """The line ``dilnas-retrain`` (and ``dilnas.api.retrain``) prints at the end; None when nothing was
+        evaluated."""
+        if self.step is None:  # eval_only
+            reduced = f", mIoU^R {self.miou_reduced:.2f}" if self.miou_reduced is not None else ""
+            return f"{self.checkpoint}: {self.split} mIoU {self.miou:.2f}{reduced}"
+        if math.isnan(self.miou):
+            return None
+        return (
+            f"{self.arch.name}: {self.split} mIoU {self.miou:.2f} at step {self.step} "
+            f"(best {self.best_miou:.2f}); run directory {run_dir}"
+        )
 
 
 def run_retrain(

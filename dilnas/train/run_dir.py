@@ -54,7 +54,7 @@ OVERRIDES = Path(".hydra") / "overrides.yaml"
 RESUME_MAY_CHANGE = ("data.root", "data.num_workers")
 T = TypeVar("T")
 LOCK = RUN_LOCK  # the writer's lock (``RunDir.acquire``)
-_HELD: dict[Path, IO[str]] = {}  # the run directories whose lock this process holds
+_HELD: dict[tuple[Path, str], IO[str]] = {}  # the (run directory, lock file) locks this process holds
 _FRESH: set[Path] = set()  # the run directories this process started empty (``discard_unfinished``)
 # What a run writes into its directory: all of it goes when a fresh run is refused before its first checkpoint.
 RUN_FILES = (ARCH, CONFIG, SPACE, METRICS, ARCH_HISTORY, EVAL, LOCK)
@@ -152,14 +152,11 @@ class RunDir:
         ``RESUME_MAY_CHANGE``), and the run's files named in ``files`` (``arch.json``) must hold the given
         text. Otherwise the run is refused, with every difference, before anything is written.
 
-        Rank 0 first takes the directory's lock (``acquire``): a second run started in it while this one runs
-        is refused. ``release`` (or the end of the process) gives it back.
+        Once the checks pass, rank 0 takes the directory's lock (``acquire``): a second run started in it while
+        this one runs is refused. ``release`` (or the end of the process) gives it back.
         """
         self._check_command(command)
         fresh = not self.config.exists() and not self.last.exists()
-        self.acquire(info)
-        if fresh and info.is_main:
-            _FRESH.add(self.path.resolve())
         holds_run = broadcast_object(self.last.exists(), info)
         if holds_run and not resume:
             raise UserError(
@@ -169,6 +166,10 @@ class RunDir:
         if holds_run:
             self._check_same_run(record.config_yaml, same, files or {})
             load_checkpoint(self.last)  # a corrupt or non-finite checkpoint is refused before any write
+        # Checked before the lock, so that a refused run leaves even the lock file as it was.
+        self.acquire(info)
+        if fresh and info.is_main:
+            _FRESH.add(self.path.resolve())
         if info.is_main:
             self.path.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.config, record.config_yaml)
@@ -194,15 +195,16 @@ class RunDir:
                 f"{self.path} is a {other} run directory; {command} needs its own: choose another hydra.run.dir"
             )
 
-    def acquire(self, info: DistInfo) -> None:
-        """Take the run directory's exclusive lock (rank 0; ``.lock``, holding the writer's pid). The kernel
-        releases it when the process ends, so a crashed run never blocks its resume; a run of another process
-        holding it is refused with one line naming its pid."""
-        key = self.path.resolve()
+    def acquire(self, info: DistInfo, name: str = LOCK, what: str = "this run directory") -> None:
+        """Take the run directory's exclusive lock (rank 0; ``.lock``, or another lock file ``name``, holding
+        the writer's pid). The kernel releases it when the process ends, so a crashed run never blocks its
+        resume; a run of another process holding it is refused with one line naming its pid and ``what`` it
+        writes."""
+        key = (self.path.resolve(), name)
         if not info.is_main or key in _HELD:
             return
         self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
+        handle = open(self.path / name, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -210,7 +212,7 @@ class RunDir:
             holder = handle.read().strip() or "unknown"
             handle.close()
             raise UserError(
-                f"{self.path}: another dilnas run (pid {holder}) is writing this run directory; wait for it "
+                f"{self.path}: another dilnas run (pid {holder}) is writing {what}; wait for it "
                 "to end, or choose another hydra.run.dir"
             ) from None
         handle.seek(0)
@@ -236,10 +238,10 @@ class RunDir:
         with contextlib.suppress(OSError):
             overrides.parent.rmdir()  # .hydra/, when it holds nothing else
 
-    def release(self) -> None:
+    def release(self, name: str = LOCK) -> None:
         """Give the lock back (the run has ended; a later run of this process may take it again)."""
         _FRESH.discard(self.path.resolve())
-        handle = _HELD.pop(self.path.resolve(), None)
+        handle = _HELD.pop((self.path.resolve(), name), None)
         if handle is not None:
             handle.close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch.utils.data import Subset
@@ -53,6 +54,16 @@ class SearchOutcome:
     arch: ArchSpec
     miou: float  # held-out mIoU of the kept network (search/miou)
     miou_supernet: float | None  # held-out mIoU of the supernet's expectation (gradient search only)
+    arch_path: Path | None = None  # where arch.json was written
+
+    def describe(self) -> str:
+        """The line ``dilnas-search`` (and ``dilnas.api.search``) prints at the end."""
+        rates = [block.dilations for block in self.arch.blocks]
+        versus = f" / supernet {self.miou_supernet:.2f}" if self.miou_supernet is not None else ""
+        return (
+            f"{self.space.name}: derived dilations {rates}, field of view {self.arch.field_of_view} px; held-out "
+            f"mIoU derived {self.miou:.2f}{versus}; wrote {self.arch_path}"
+        )
 
 
 def search_data(config: SearchRunConfig) -> SearchData:
@@ -103,7 +114,8 @@ def _run_search(config: SearchRunConfig, setup: TrainSetup, record: RunRecord) -
         arch, summary = _gradient_search(config, space, data, setup, recipe, record, provenance)
     if setup.info.is_main:
         save_arch(arch, setup.run_dir.arch)
-    return SearchOutcome(space, arch, float(summary.get("miou", float("nan"))), summary.get("miou_supernet"))
+    miou = float(summary.get("miou", float("nan")))
+    return SearchOutcome(space, arch, miou, summary.get("miou_supernet"), setup.run_dir.arch)
 
 
 def _gradient_search(

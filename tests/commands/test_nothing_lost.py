@@ -101,7 +101,7 @@ def test_grid_passes_a_stop_signal_on_and_leaves_no_orphan(tmp_path):
     child = children_of(grid.pid)
     assert len(child) == 1
     wait_for_step(grid, run_dir, 3)
-    # One grid writes a directory at a time: a second one is refused, naming the first.
+    # One grid retrains a seed of a directory at a time: a second one is refused, naming the first.
     second = subprocess.run(
         [*command, f"out={out}", f"retrain={retrain_overrides}"],
         cwd=REPO,
@@ -110,7 +110,7 @@ def test_grid_passes_a_stop_signal_on_and_leaves_no_orphan(tmp_path):
         text=True,
     )
     assert second.returncode == 2
-    assert f"{out}: another dilnas run (pid {grid.pid}) is writing this run directory" in second.stderr
+    assert f"{out}: another dilnas run (pid {grid.pid}) is writing seed 0 of this grid" in second.stderr
     grid.send_signal(signum)
     _, stderr = grid.communicate(timeout=120)
     assert grid.returncode == 128 + signum, stderr
