@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import hydra
+import yaml
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
@@ -102,6 +103,7 @@ def hydra_command(
                 program,
                 "--cfg prints one job's config and cannot be combined with -m: drop -m, keep the overrides",
             )
+        sys.argv[1:] = with_recorded_overrides(sys.argv[1:])
         full_report = os.environ.get("HYDRA_FULL_ERROR") == "1"
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing, and we word the error
         try:
@@ -121,6 +123,25 @@ def hydra_command(
             )
 
     return main
+
+
+def with_recorded_overrides(arguments: list[str]) -> list[str]:
+    """``resume=true hydra.run.dir=RUN`` alone continues a run: the overrides the run recorded
+    (``RUN/.hydra/overrides.yaml``) come first, and every override given now replaces the recorded one of the
+    same key (the run then still refuses settings that differ from its own). Anything else is left as it is."""
+    given = {argument.split("=", 1)[0].lstrip("+~"): argument for argument in arguments if "=" in argument}
+    run_dir = given.get("hydra.run.dir")
+    if given.get("resume") != "resume=true" or run_dir is None or {"-m", "--multirun"} & set(arguments):
+        return arguments
+    recorded_file = Path(run_dir.split("=", 1)[1]) / ".hydra" / "overrides.yaml"
+    try:
+        recorded = yaml.safe_load(recorded_file.read_text(encoding="utf-8")) or []
+    except (OSError, yaml.YAMLError):
+        return arguments  # a run without recorded overrides: the command line alone, as before
+    if not isinstance(recorded, list):
+        return arguments
+    kept = [str(item) for item in recorded if str(item).split("=", 1)[0].lstrip("+~") not in given]
+    return [*kept, *arguments]
 
 
 def quiet_exit_on_closed_stdout() -> None:

@@ -172,3 +172,36 @@ def test_bad_data_found_while_training_leaves_no_run_directory(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(result.stderr.strip().splitlines()) == 1 and "200" in result.stderr
     assert not run_dir.exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_resume_by_directory_alone_takes_the_runs_own_overrides(tmp_path):
+    run_dir = tmp_path / "run"
+    process = retrain(run_dir, "trainer.max_steps=120", "seed=3")
+    wait_for_step(process, run_dir, 3)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM
+    stopped_at = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    assert stopped_at < 120
+    resumed = subprocess.run(
+        [sys.executable, "-m", "dilnas.retrain", "resume=true", f"hydra.run.dir={run_dir}"],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 120
+    assert "seed=3" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    # A setting given again must still match the run's: another seed is refused.
+    other = subprocess.run(
+        [sys.executable, "-m", "dilnas.retrain", "resume=true", f"hydra.run.dir={run_dir}", "seed=4"],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert other.returncode == 2 and "seed (3 then, 4 now)" in other.stderr
