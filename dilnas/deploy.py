@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from dilnas.analysis.predictions import input_normalisation
 from dilnas.cli import hydra_command, typed_config
 from dilnas.models.deploy_formats import (
     EXAMPLE_BATCH,
@@ -55,6 +56,8 @@ def deploy(config: DeployConfig) -> list[Check]:
         f"max |diff| against the eager network {worst.max_abs_diff:.1e}, {worst.relative_diff:.1e} of the "
         f"largest logit (allowed {TOLERANCE:.0e}) on {shapes}"
     )
+    _, _, note = input_normalisation(model.normalisation, None, None)
+    print(f"{Path(config.out)}: feed it images {note}")
     return checks
 
 

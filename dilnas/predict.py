@@ -12,7 +12,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from dilnas.analysis.predictions import Prediction, find_images, output_paths, predict_images
+from dilnas.analysis.predictions import (
+    Prediction,
+    find_images,
+    input_normalisation,
+    output_paths,
+    predict_images,
+)
 from dilnas.cli import hydra_command, typed_config
 from dilnas.data.palettes import palette_for
 from dilnas.models.initialize import load_model
@@ -38,14 +44,16 @@ def predict(config: PredictConfig) -> list[Prediction]:
             print(f"dilnas-predict: {done}/{total} images", file=sys.stderr, flush=True)
 
     size = (config.input_size[0], config.input_size[1]) if config.input_size else None
+    mean, std, note = input_normalisation(getattr(model, "normalisation", None), config.mean, config.std)
+    print(f"dilnas-predict: {note}", file=sys.stderr)
     written = predict_images(
         model.to(device),
         targets,
         palette,
         device,
         alpha=config.alpha,
-        mean=config.mean,
-        std=config.std,
+        mean=mean,
+        std=std,
         input_size=size,
         progress=progress,
     )

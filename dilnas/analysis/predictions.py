@@ -139,3 +139,33 @@ def _write_png(path: Path, image: Image.Image) -> None:
     buffer = io.BytesIO()  # encoded before the file is opened: a failure leaves nothing behind
     image.save(buffer, format="PNG")
     atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+
+
+def input_normalisation(
+    recorded: dict[str, list[float]] | None, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[list[float], list[float], str]:
+    """(mean, std, what was chosen in words): ``mean``/``std`` where given, else what the checkpoint records
+    (``load_model`` reads it), else ImageNet's; a given value that differs from the record is said."""
+    fallback = recorded or {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    chosen_mean = list(mean) if mean is not None else list(fallback["mean"])
+    chosen_std = list(std) if std is not None else list(fallback["std"])
+    values = f"mean {_short(chosen_mean)}, std {_short(chosen_std)}"
+    if recorded is None:
+        source = (
+            "as given" if mean is not None and std is not None else "the checkpoint records none: ImageNet's"
+        )
+        return chosen_mean, chosen_std, f"normalisation {values} ({source})"
+    if (chosen_mean, chosen_std) == (recorded["mean"], recorded["std"]):
+        return chosen_mean, chosen_std, f"normalisation {values}, as the checkpoint records"
+    return (
+        chosen_mean,
+        chosen_std,
+        (
+            f"normalisation {values} as given, not the checkpoint's record (mean {_short(recorded['mean'])}, "
+            f"std {_short(recorded['std'])}, what the network was trained with)"
+        ),
+    )
+
+
+def _short(values: Sequence[float]) -> str:
+    return "[" + ", ".join(f"{value:.4g}" for value in values) + "]"

@@ -13,7 +13,7 @@ from dilnas.data.class_uniform import ClassUniformDataset, class_centroids
 from dilnas.data.common import SegmentationDataset
 from dilnas.data.dataset import LabelledDataset
 from dilnas.data.randaugment import RandAugment
-from dilnas.data.synthetic import SyntheticConfig, SyntheticDataset
+from dilnas.data.synthetic import SyntheticConfig, SyntheticDataset, channel_statistics
 from dilnas.data.transforms import PairTransform, eval_transform, train_transform
 from dilnas.spec.options import Augment, CropPadding, DataConfig, DataName
 from dilnas.utils.errors import UserError
@@ -96,6 +96,15 @@ def build_dataset(config: DataConfig, split: str, train: bool, resampled: bool =
             )
         return class_uniform(dataset, config.class_uniform_pct)
     return dataset
+
+
+def normalisation(config: DataConfig) -> dict[str, list[float]]:
+    """The mean and std the data set is really normalised with: the synthetic data's own channel statistics,
+    ``data.mean``/``data.std`` for the real ones. Recorded with every run and checkpoint."""
+    if config.name is DataName.synthetic:
+        mean, std = channel_statistics(synthetic_config(config))
+        return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+    return {"mean": list(config.mean), "std": list(config.std)}
 
 
 def train_input_size(config: DataConfig) -> tuple[int, int] | None:

@@ -25,6 +25,7 @@ from dilnas.utils.errors import UserError
 
 CLASSIFIER_PREFIX = "decoder.classifier."  # the same name in both layouts
 ARCH_ENTRY = "arch"  # a retraining checkpoint's architecture (JSON text)
+NORMALISATION_ENTRY = "normalisation"  # the mean and std the run's data was normalised with
 
 
 def arch_entry(spec: ArchSpec) -> dict[str, str]:
@@ -96,7 +97,22 @@ def load_model(
         if num_classes is not None and num_classes != spec.num_classes:
             model = RegSeg(spec.with_num_classes(num_classes))
         load_state(model, state, str(checkpoint))
+    # What the weights were trained on (a dilnas checkpoint records it): predict and deploy normalise with it.
+    model.normalisation = recorded_normalisation(obj)
     return model.eval()
+
+
+def recorded_normalisation(obj: Mapping[str, Any] | None) -> dict[str, list[float]] | None:
+    """The ``{"mean": [...], "std": [...]}`` a dilnas checkpoint records, or None (another checkpoint, none)."""
+    entry = (obj or {}).get(NORMALISATION_ENTRY)
+    if not isinstance(entry, dict):
+        return None
+    values = [entry.get("mean"), entry.get("std")]
+    if not all(
+        isinstance(v, list) and len(v) == 3 and all(isinstance(x, int | float) for x in v) for v in values
+    ):
+        return None
+    return {"mean": [float(x) for x in entry["mean"]], "std": [float(x) for x in entry["std"]]}
 
 
 def recorded_arch(

@@ -80,6 +80,9 @@ class RegSegBody(nn.Module):
 class RegSeg(nn.Module):
     """A fixed RegSeg network, exactly as described by ``spec``."""
 
+    # {"mean": [...], "std": [...]} its weights were trained with, when loaded from a checkpoint that records it
+    normalisation: dict[str, list[float]] | None = None
+
     def __init__(self, spec: ArchSpec):
         super().__init__()
         self.spec = spec

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from dilnas.spec.options import DataConfig, DeviceChoice, OutputFormat
+from dilnas.spec.options import DeviceChoice, OutputFormat
 from dilnas.spec.settings import setting
 
 
@@ -91,15 +91,15 @@ class PredictConfig:
         "auto (19 classes: cityscapes, 11: camvid, else generic), cityscapes, camvid, generic",
     )
     alpha: float = setting(0.5, "opacity of the class colours in the overlay", low=0, high=1)
-    mean: list[float] = setting(
-        doc="normalisation mean per channel (the training run's data.mean)",
-        factory=lambda: DataConfig().mean,
+    mean: list[float] | None = setting(
+        None,
+        "normalisation mean per channel (null: the checkpoint's record, else ImageNet's)",
         finite=True,
         length=3,
     )
-    std: list[float] = setting(
-        doc="normalisation std per channel (the training run's data.std)",
-        factory=lambda: DataConfig().std,
+    std: list[float] | None = setting(
+        None,
+        "normalisation std per channel (null: the checkpoint's record, else ImageNet's)",
         low=0,
         low_open=True,
         length=3,

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from dilnas.data.dataset import LabelledDataset
-from dilnas.data.factory import build_dataset, train_input_size
-from dilnas.models.initialize import arch_entry, initialize_from, load_dilnas_weights
+from dilnas.data.factory import build_dataset, normalisation, train_input_size
+from dilnas.models.initialize import NORMALISATION_ENTRY, arch_entry, initialize_from, load_dilnas_weights
 from dilnas.models.memory import check_memory
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import ArchSpec, load_arch, save_arch
@@ -146,7 +146,7 @@ def train(
         data,
         setup,
         Recipe(config.trainer, config.optim, config.loss),
-        extra_state=arch_entry(spec),
+        extra_state={**arch_entry(spec), NORMALISATION_ENTRY: normalisation(config.data)},
     )
     # The trainer checks its settings without touching the disk; only then is the run directory written.
     setup.run_dir.start(

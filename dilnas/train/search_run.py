@@ -12,7 +12,8 @@ from typing import Any
 
 from torch.utils.data import Subset
 
-from dilnas.data.factory import build_dataset, train_input_size
+from dilnas.data.factory import build_dataset, normalisation, train_input_size
+from dilnas.models.initialize import NORMALISATION_ENTRY
 from dilnas.models.memory import check_memory
 from dilnas.models.supernet import SuperNet
 from dilnas.spec.arch import ArchSpec, save_arch
@@ -139,6 +140,7 @@ def _gradient_search(
     )
     supernet = SuperNet(space, relaxation, shared)
     trainer = SearchTrainer(supernet, data, setup, recipe, config.search)
+    trainer.extra_state[NORMALISATION_ENTRY] = normalisation(config.data)
     # The trainer checks its settings without touching the disk; only then is the run directory written.
     _start(config, setup, record)
     if config.resume:
