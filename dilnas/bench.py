@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from omegaconf import DictConfig
 
+from dilnas import __version__
 from dilnas.analysis.inference_bench import bench_inference, format_inference, rows_as_dicts
 from dilnas.analysis.search_bench import bench_search_step, format_search_rows
 from dilnas.analysis.search_bench import rows_as_dicts as search_rows_as_dicts
@@ -156,6 +157,9 @@ ABOUT = {
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--version"]:
+        print(f"{PROGRAM} (dilnas) {__version__}")
+        sys.exit(0)
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         text = "\n".join([USAGE, "", *(f"  {mode:<7} {about}" for mode, about in ABOUT.items())])
         print(text, file=sys.stdout if len(sys.argv) >= 2 else sys.stderr)

@@ -28,6 +28,7 @@ from hydra.errors import CompactHydraException, MissingConfigException, Override
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from dilnas import __version__
 from dilnas.command_help import SCHEMA_SUFFIX, command_help
 from dilnas.spec.schemas import SCHEMAS
 from dilnas.spec.settings import check_settings
@@ -92,6 +93,9 @@ def hydra_command(
 
     def main() -> Any:
         flags = set(sys.argv[1:])
+        if "--version" in flags:
+            print(f"{program} (dilnas) {__version__}")
+            sys.exit(0)
         if flags & {"--help", "-h"}:
             try:
                 print(command_help(program, config_name, examples))
