@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import logging
 import os
 import sys
@@ -45,7 +46,7 @@ from dilnas.train.run_dir import RunDir, RunRecord
 from dilnas.train.search_run import run_search
 from dilnas.train.trainer import TrainSetup
 from dilnas.utils.errors import UserError, one_line, os_reason
-from dilnas.utils.files import remove_unused_dir
+from dilnas.utils.files import dumps_json, remove_unused_dir, user_cache_dir
 
 __all__ = ["RetrainResult", "SearchResult", "UserError", "derive", "load_model", "retrain", "search"]
 
@@ -88,9 +89,20 @@ def search(*overrides: str, run_dir: str | os.PathLike | None = None) -> SearchR
     return SearchResult(path, RunDir(path).arch, found.arch, found.miou)
 
 
-def retrain(*overrides: str, run_dir: str | os.PathLike | None = None) -> RetrainResult:
-    """``dilnas-retrain OVERRIDES... hydra.run.dir=RUN_DIR`` (``arch=`` is required, as on the command line)."""
+def retrain(
+    *overrides: str, run_dir: str | os.PathLike | None = None, arch: ArchSpec | None = None
+) -> RetrainResult:
+    """``dilnas-retrain OVERRIDES... hydra.run.dir=RUN_DIR``: ``arch=`` among the overrides (a shipped name or a
+    path, as on the command line), or ``arch`` an ArchSpec (``api.derive``'s, for instance)."""
     _check_path("run_dir", run_dir, optional=True)
+    if arch is not None:
+        if not isinstance(arch, ArchSpec):
+            raise UserError(f"arch={arch!r}: expected an ArchSpec (or give arch= among the overrides)")
+        # A file named by its content, kept: the run records its path, and a resume finds it again.
+        text = dumps_json(arch.to_dict())
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        given = arch.save(user_cache_dir() / "archs" / f"{arch.name}-{digest}.json")
+        return retrain(*overrides, f"arch={given}", run_dir=run_dir)
     config, record, path = _prepare("retrain", RetrainConfig, overrides, run_dir)
     outcome = _in_run_dir(
         path,

@@ -154,6 +154,10 @@ class ArchSpec:
     def with_num_classes(self, num_classes: int) -> ArchSpec:
         return replace(self, num_classes=num_classes)
 
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write this architecture as JSON (``save_arch``: atomically, sorted keys)."""
+        return save_arch(self, path)
+
     # ---- JSON ----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -27,7 +27,8 @@ def assert_no_global_state() -> None:
 
 
 @pytest.mark.slow
-def test_api_search_twice_derive_retrain_and_load(tmp_path, capsys):
+def test_api_search_twice_derive_retrain_and_load(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where api.retrain(arch=ArchSpec) keeps it
     root_handlers = list(logging.getLogger().handlers)
     first = api.search(*QUICK_SEARCH, run_dir=tmp_path / "a")
     second = api.search(*QUICK_SEARCH, run_dir=tmp_path / "b")
@@ -52,6 +53,9 @@ def test_api_search_twice_derive_retrain_and_load(tmp_path, capsys):
         )
         assert trained.checkpoint == tmp_path / f"r{attempt}" / "checkpoints" / "best.pt"
         assert trained.checkpoint.is_file() and 0.0 <= trained.miou <= 100.0
+    # An ArchSpec (api.derive's) retrains as its file does.
+    from_spec = api.retrain("trainer.max_steps=2", *TINY_RUN[1:], run_dir=tmp_path / "spec", arch=expected)
+    assert api.load_model(None, from_spec.checkpoint).spec.to_dict()["blocks"] == expected.to_dict()["blocks"]
     recorded = api.load_model(None, trained.checkpoint)  # the checkpoint records its architecture
     assert recorded.spec.to_dict() == api.load_model(first.arch_path, trained.checkpoint).spec.to_dict()
     assert_no_global_state()
