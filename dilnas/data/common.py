@@ -168,7 +168,7 @@ class SegmentationDataset(LabelledDataset):
     label_values_text: str
     # The data set's name in messages, and the splits a user may ask for.
     dataset_name: ClassVar[str]
-    splits: ClassVar[tuple[str, ...]]
+    splits: tuple[str, ...]  # a class attribute; a folder dataset finds its splits on disk
     # A split that is several parts on disk -> those parts, listed in this order; any other is its own part.
     combined_splits: ClassVar[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         {"trainval": ("train", "val")}

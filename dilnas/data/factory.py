@@ -12,6 +12,7 @@ from dilnas.data.cityscapes import CityscapesDataset
 from dilnas.data.class_uniform import ClassUniformDataset, class_centroids
 from dilnas.data.common import SegmentationDataset
 from dilnas.data.dataset import LabelledDataset
+from dilnas.data.folder import FolderDataset
 from dilnas.data.randaugment import RandAugment
 from dilnas.data.synthetic import SyntheticConfig, SyntheticDataset, channel_statistics
 from dilnas.data.transforms import PairTransform, eval_transform, train_transform
@@ -86,8 +87,12 @@ def build_dataset(config: DataConfig, split: str, train: bool, resampled: bool =
         )
     else:
         transform = eval_transform(config.mean, config.std, config.eval_short_side)
-    cls = CityscapesDataset if config.name is DataName.cityscapes else CamVidDataset
-    dataset: SegmentationDataset = cls(config.root, split, transform)
+    classes: dict[DataName, type[SegmentationDataset]] = {
+        DataName.cityscapes: CityscapesDataset,
+        DataName.camvid: CamVidDataset,
+        DataName.folder: FolderDataset,
+    }
+    dataset = classes[config.name](config.root, split, transform)
     if train and config.class_uniform_pct > 0:
         if not resampled:
             raise UserError(

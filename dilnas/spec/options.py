@@ -40,6 +40,7 @@ class DataName(str, Enum):
     synthetic = "synthetic"
     cityscapes = "cityscapes"
     camvid = "camvid"
+    folder = "folder"  # your own data: images/, labels/ and classes.yaml under data.root
 
 
 class Augment(str, Enum):
@@ -67,8 +68,8 @@ class LossName(str, Enum):
 class DataConfig:
     """A data set and its augmentation. Fields after ``seed`` only apply to ``name=synthetic``."""
 
-    name: DataName = setting(DataName.synthetic, "synthetic, cityscapes or camvid")
-    root: str | None = setting(None, "data set folder (cityscapes, camvid)")
+    name: DataName = setting(DataName.synthetic, "synthetic, cityscapes, camvid or folder (your own)")
+    root: str | None = setting(None, "data set folder (cityscapes, camvid, folder)")
     train_split: str = setting("train", "split the weights train on")
     eval_split: str = setting("val", "split of the val/ numbers")
     scale_range: list[int] | None = setting(

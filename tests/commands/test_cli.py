@@ -83,7 +83,7 @@ def test_info_requires_arch():
         (
             "dilnas.retrain",
             "data=nope",
-            ["Could not find 'data/nope'", "choose one of: camvid, cityscapes, synthetic"],
+            ["Could not find 'data/nope'", "choose one of: camvid, cityscapes, folder, synthetic"],
         ),
         ("dilnas.search", "search=nope", ["Could not find 'search/nope'", "choose one of: default"]),
         ("dilnas.info", "+bogus=1", ["unknown config key 'bogus'"]),

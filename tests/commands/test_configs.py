@@ -45,7 +45,7 @@ def test_primary_configs_compose(name):
     assert isinstance(typed_config(compose(config_name=name, overrides=overrides), schema), schema)
 
 
-@pytest.mark.parametrize("data", ["synthetic", "cityscapes", "camvid"])
+@pytest.mark.parametrize("data", ["synthetic", "cityscapes", "camvid", "folder"])
 def test_data_configs_compose(data):
     cfg = compose(config_name="retrain", overrides=["arch=x.json", f"data={data}", "data.root=/data"])
     assert OmegaConf.to_object(cfg).data.name.value == data
