@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -53,6 +54,7 @@ OVERRIDES = Path(".hydra") / "overrides.yaml"
 # sections a command names is another run.
 RESUME_MAY_CHANGE = ("data.root", "data.num_workers")
 T = TypeVar("T")
+log = logging.getLogger("dilnas")
 LOCK = RUN_LOCK  # the writer's lock (``RunDir.acquire``)
 _HELD: dict[tuple[Path, str], IO[str]] = {}  # the (run directory, lock file) locks this process holds
 _FRESH: set[Path] = set()  # the run directories this process started empty (``discard_unfinished``)
@@ -171,6 +173,7 @@ class RunDir:
         if fresh and info.is_main:
             _FRESH.add(self.path.resolve())
         if info.is_main:
+            log.info("run directory %s%s", self.path.resolve(), " (resumed)" if holds_run else "")
             self.path.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.config, record.config_yaml)
             atomic_write_text(

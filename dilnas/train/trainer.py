@@ -7,6 +7,7 @@ point and resumed from its last checkpoint ends with the same weights as an unin
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import signal
@@ -35,6 +36,7 @@ from dilnas.utils.errors import UserError
 from dilnas.utils.machine import machine_record
 
 log = logging.getLogger("dilnas")
+PROGRESS_WINDOW = 6  # progress lines whose steps and times give the rate and the ETA
 OFFICIAL_EVAL_EVERY, OFFICIAL_EVAL_LAST = 25, 30  # trainer.eval_schedule=official (epochs)
 SYNC_BN_BELOW = 4  # per-process batches under this, without SyncBatchNorm, get a warning under DDP
 
@@ -370,6 +372,9 @@ class Trainer:
         summary: dict[str, Any] = dict(self.state.last_eval or {})  # a finished run resumed returns it again
         started, start_step = time.monotonic(), self.state.step
         self._clock = None
+        self._recent: collections.deque[tuple[float, int]] = collections.deque(
+            [(started, start_step)], maxlen=PROGRESS_WINDOW
+        )
         self._tick()
         if self.precision.enabled:
             log.info("computing in %s on %s", self.precision, self.device)
@@ -428,8 +433,12 @@ class Trainer:
         step = self.state.step
         lr = self.optimizer.param_groups[0]["lr"]
         self.logger.log(step, {"train/loss": loss, "lr/weights": lr}, kind="train", epoch=epoch)
-        elapsed = time.monotonic() - started
-        rate = (step - start_step) / elapsed if elapsed > 0 else math.nan
+        now = time.monotonic()
+        # The rate over the last few progress lines (evaluations included): it follows a change of the
+        # machine's load, where a whole-run average would swing for a long time.
+        then, then_step = self._recent[0]
+        rate = (step - then_step) / (now - then) if now > then else math.nan
+        self._recent.append((now, step))
         eta = (self.total_steps - step) / rate if rate > 0 else math.nan
         log.info(
             "epoch %d step %d/%d  loss %.4f  lr %.5f  %.2f it/s  eta %s",
