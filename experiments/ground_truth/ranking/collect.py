@@ -1,0 +1,62 @@
+"""The ranking experiments' table: one row per search run with a ``rank.json`` (``dilnas-rank``).
+
+    python experiments/ground_truth/ranking/collect.py OUT.csv RUN_DIR [RUN_DIR ...]
+
+Columns: run (its folder name: variant_seed), the held-out scores' and the log-probabilities' Kendall tau with
+their 90% intervals, Spearman, top-5 overlap, the table's seed ceiling, and the search's CPU seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+COLUMNS = (
+    "run",
+    "kendall",
+    "kendall_low",
+    "kendall_high",
+    "spearman",
+    "top5",
+    "logprob_kendall",
+    "ceiling",
+    "search_cpu_seconds",
+)
+
+
+def row(run_dir: Path) -> dict[str, object]:
+    report = json.loads((run_dir / "rank.json").read_text(encoding="utf-8"))
+    finals = [
+        json.loads(line)
+        for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        if '"final": true' in line
+    ]
+    held, logp = report["heldout"], report["log_prob"]
+    return {
+        "run": run_dir.name,
+        "kendall": round(held["kendall"], 3),
+        "kendall_low": round(held["kendall_interval"][0], 3),
+        "kendall_high": round(held["kendall_interval"][1], 3),
+        "spearman": round(held["spearman"], 3),
+        "top5": held["top_overlap"],
+        "logprob_kendall": round(logp["kendall"], 3),
+        "ceiling": round(report["ceiling"]["kendall"], 3),
+        "search_cpu_seconds": round(finals[-1]["cpu_seconds"], 1) if finals else "",
+    }
+
+
+def main() -> None:
+    if len(sys.argv) < 3:
+        sys.exit(__doc__.splitlines()[2].strip())
+    rows = [row(Path(path)) for path in sys.argv[2:] if (Path(path) / "rank.json").is_file()]
+    with open(sys.argv[1], "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"{sys.argv[1]}: {len(rows)} runs")
+
+
+if __name__ == "__main__":
+    main()
