@@ -9,15 +9,16 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from dilnas.cli import hydra_command, typed_config
+from dilnas.spec.gapless import rates_text
 from dilnas.spec.options import ExportConfig
 from dilnas.train.derive_run import export_arch
 
 
 def run(cfg: DictConfig) -> None:
     out, arch = export_arch(typed_config(cfg, ExportConfig))
-    print(
-        f"{out}: dilations {[list(b.dilations) for b in arch.blocks]}, field of view {arch.field_of_view} px"
-    )
+    branches = (arch.search or {})["branches"]
+    picked = rates_text(list(branches), [entry["choice"] for entry in branches.values()])
+    print(f"{out}: dilations {picked}, field of view {arch.field_of_view} px")
 
 
 EXAMPLES = (

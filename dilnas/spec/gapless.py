@@ -226,6 +226,12 @@ def rates_key(rates: Sequence[int]) -> str:
     return "-".join(str(rate) for rate in rates)
 
 
+def rates_text(keys: Sequence[str], rates: Sequence[int]) -> str:
+    """The one spelling of a pick in messages: the key and each branch, ``2-3 (block4.b1=2 block5.b1=3)``."""
+    named = " ".join(f"{key}={rate}" for key, rate in zip(keys, rates, strict=True))
+    return f"{rates_key(rates)} ({named})"
+
+
 def parse_rates_key(key: str) -> tuple[int, ...]:
     try:
         rates = tuple(int(part) for part in key.split("-"))

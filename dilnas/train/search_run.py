@@ -18,6 +18,7 @@ from dilnas.models.memory import check_memory
 from dilnas.models.supernet import SuperNet
 from dilnas.spec.arch import ArchSpec, save_arch
 from dilnas.spec.derivation import derive_arch
+from dilnas.spec.gapless import rates_text
 from dilnas.spec.options import DeriveRule, Relaxation, SearchMethod, SearchRunConfig
 from dilnas.spec.space import SearchSpace, load_space, space_path
 from dilnas.train.random_search import pick, random_search
@@ -59,10 +60,12 @@ class SearchOutcome:
 
     def describe(self) -> str:
         """The line ``dilnas-search`` (and ``dilnas.api.search``) prints at the end."""
-        rates = [block.dilations for block in self.arch.blocks]
+        branches = self.space.branches
+        rates = [self.arch.blocks[b.block].dilations[b.branch] for b in branches]
+        picked = rates_text([b.key for b in branches], rates)
         versus = f" / supernet {self.miou_supernet:.2f}" if self.miou_supernet is not None else ""
         return (
-            f"{self.space.name}: derived dilations {rates}, field of view {self.arch.field_of_view} px; held-out "
+            f"{self.space.name}: derived dilations {picked}, field of view {self.arch.field_of_view} px; held-out "
             f"mIoU derived {self.miou:.2f}{versus}; wrote {self.arch_path}"
         )
 
