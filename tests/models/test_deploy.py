@@ -8,18 +8,7 @@ from torch import nn
 
 from dilnas.models.deploy import deploy_model
 from dilnas.models.regseg import RegSeg
-
-
-def randomise_batchnorm(model: nn.Module, seed: int = 0) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                n = module.num_features
-                module.running_mean.copy_(torch.rand(n, generator=generator) - 0.5)
-                module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-                module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                module.bias.copy_(torch.rand(n, generator=generator) - 0.5)
+from tests.helpers.networks import randomise_batchnorm
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
