@@ -226,3 +226,18 @@ def test_a_grid_directory_keeps_one_space_and_one_recipe(tmp_path):
     # Where the data lies, the loader processes, the device and the launcher are not the recipe.
     machine = ["data.root=/a", "data.num_workers=4", "device=cuda", "hydra/launcher=local_parallel"]
     assert recipe_of(["+experiment=camvid_lite", *machine, "seed=1"]) == ["+experiment=camvid_lite", "seed=1"]
+
+
+def test_the_camvid_lite_table_holds_points_of_its_space_and_says_what_made_them():
+    from dilnas.analysis.ground_truth_table import read_rows
+
+    space = load_space("camvid_lite")
+    rows = read_rows(SHIPPED / "camvid_lite.csv")
+    assert rows and {row.seed for row in rows} <= {0, 1, 2}
+    for row in rows:
+        rates = tuple(int(rate) for rate in row.arch.split("-"))
+        assert all(rate in b.candidates for rate, b in zip(rates, space.branches, strict=True)), row.arch
+        assert row.threads == 1 and row.cpu_model and row.torch_version and row.resumes is not None
+        assert (
+            row.steps == 1400 and row.cpu_seconds is not None and row.cpu_seconds < 600
+        )  # the 10-minute bound
