@@ -44,7 +44,7 @@ def predict(config: PredictConfig) -> list[Prediction]:
             print(f"dilnas-predict: {done}/{total} images", file=sys.stderr, flush=True)
 
     size = (config.input_size[0], config.input_size[1]) if config.input_size else None
-    mean, std, note = input_normalisation(getattr(model, "normalisation", None), config.mean, config.std)
+    mean, std, note = input_normalisation(model.normalisation, config.mean, config.std)
     print(f"dilnas-predict: {note}", file=sys.stderr)
     written = predict_images(
         model.to(device),

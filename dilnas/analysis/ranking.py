@@ -55,8 +55,9 @@ def rank_run(config: RankConfig, progress: Progress | None = None) -> tuple[Path
     out = Path(config.out) if config.out else run_dir.path / RANK
     if config.threads:
         torch.set_num_threads(config.threads)
-    heldout = _heldout_scores(run_dir, space, checkpoint, rates, resolve_device(config.device), progress)
-    log_prob = _log_probabilities(load_checkpoint(checkpoint)["model"], space, rates)
+    state = load_checkpoint(checkpoint)["model"]  # read once: the weights and the logits
+    heldout = _heldout_scores(run_dir, space, state, rates, resolve_device(config.device), progress)
+    log_prob = _log_probabilities(state, space, rates)
     mious = {arch: list(result.mious) for arch, result in table.items()}
     report = {
         "run_dir": str(run_dir.path),
@@ -96,7 +97,7 @@ def _rates_in_space(space: SearchSpace, arch: str, table: str) -> tuple[int, ...
 def _heldout_scores(
     run_dir: RunDir,
     space: SearchSpace,
-    checkpoint: Path,
+    state: dict[str, torch.Tensor],
     rates: dict[str, tuple[int, ...]],
     device: torch.device,
     progress: Progress | None = None,
@@ -109,7 +110,7 @@ def _heldout_scores(
     if len(data.class_names) != space.base.num_classes:
         space = dataclasses.replace(space, base=space.base.with_num_classes(len(data.class_names)))
     supernet = SuperNet(space, Relaxation.softmax, run_config.search.shared_kernel)
-    supernet.load_state_dict(load_checkpoint(checkpoint)["model"])
+    supernet.load_state_dict(state)
     supernet.to(device)
     trainer = run_config.trainer
     batches = calibration_batches(
