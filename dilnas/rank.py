@@ -42,6 +42,7 @@ def rank_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     rows = []
     for name, label in (
         ("heldout", "held-out mIoU (supernet weights)"),
+        ("heldout_loss", "held-out cross-entropy (lower first)"),
         ("log_prob", "sum of log-probabilities"),
     ):
         entry = report[name]

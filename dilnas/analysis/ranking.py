@@ -3,7 +3,8 @@
 Every architecture of the table becomes a network with the supernet's weights, its BatchNorm statistics
 re-estimated on the search's calibration images, and is scored on the run's held-out split: the computation of
 the search's held-out selection (``dilnas.train.selection``). The scores, and the logits' sum of
-log-probabilities, are compared with the table's mean mIoU (``dilnas.analysis.rank_stats``), beside the
+log-probabilities, are compared with the table's mean mIoU (the held-out scores twice: by mIoU and by mean
+cross-entropy, the smoother of the two) (``dilnas.analysis.rank_stats``), beside the
 ceiling the table's own seed noise sets.
 """
 
@@ -56,7 +57,7 @@ def rank_run(config: RankConfig, progress: Progress | None = None) -> tuple[Path
     if config.threads:
         torch.set_num_threads(config.threads)
     state = load_checkpoint(checkpoint)["model"]  # read once: the weights and the logits
-    heldout = _heldout_scores(run_dir, space, state, rates, resolve_device(config.device), progress)
+    heldout, losses = _heldout_scores(run_dir, space, state, rates, resolve_device(config.device), progress)
     log_prob = _log_probabilities(state, space, rates)
     mious = {arch: list(result.mious) for arch, result in table.items()}
     report = {
@@ -69,11 +70,13 @@ def rank_run(config: RankConfig, progress: Progress | None = None) -> tuple[Path
                 "mean": table[arch].mean,
                 "seeds": len(table[arch].mious),
                 "heldout_miou": heldout[arch],
+                "heldout_loss": losses[arch],
                 "log_prob": log_prob[arch],
             }
             for arch in rates
         ],
         "heldout": _agreement(heldout, mious, config),
+        "heldout_loss": _agreement({arch: -loss for arch, loss in losses.items()}, mious, config),
         "log_prob": _agreement(log_prob, mious, config),
         "ceiling": _ceiling(table),
         "bootstrap": {"samples": config.bootstrap, "seed": config.seed, "level": 0.9},
@@ -101,8 +104,9 @@ def _heldout_scores(
     rates: dict[str, tuple[int, ...]],
     device: torch.device,
     progress: Progress | None = None,
-) -> dict[str, float]:
-    """Each architecture's held-out mIoU with the supernet's weights, as the search's selection scores it."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each architecture's held-out mIoU with the supernet's weights, as the search's selection scores it, and
+    its mean held-out cross-entropy."""
     run_config = run_dir.read_config(SearchRunConfig)
     data = search_data(
         dataclasses.replace(run_config, data=dataclasses.replace(run_config.data, num_workers=0))
@@ -117,13 +121,13 @@ def _heldout_scores(
         data.train_set, run_config.seed, run_config.search.gap_bn_batches, trainer.batch_size, device
     )
     loader = DataLoader(data.heldout_eval, batch_size=trainer.eval_batch_size)
-    scores = {}
+    scores, losses = {}, {}
     for number, (arch, chosen) in enumerate(rates.items(), start=1):
         (scored,) = score_architectures(supernet, [chosen], batches, loader, data.class_names, device)
-        scores[arch] = float(scored["miou"])
+        scores[arch], losses[arch] = float(scored["miou"]), float(scored["loss"])
         if progress is not None:
             progress(number, len(rates), arch, scores[arch])
-    return scores
+    return scores, losses
 
 
 def _log_probabilities(

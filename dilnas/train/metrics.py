@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from dilnas.data.cityscapes import CLASS_NAMES as CITYSCAPES_CLASSES
 from dilnas.spec.labels import IGNORE_INDEX
@@ -18,6 +19,9 @@ class ConfusionMatrix:
     def __init__(self, num_classes: int, device: torch.device | str = "cpu"):
         self.num_classes = num_classes
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+        # Optional: the summed per-pixel cross-entropy over the labelled pixels (``add_loss``).
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.loss_pixels = torch.zeros((), dtype=torch.int64, device=device)
 
     @torch.no_grad()
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
@@ -25,9 +29,24 @@ class ConfusionMatrix:
         indices = target[keep].to(torch.int64) * self.num_classes + prediction[keep].to(torch.int64)
         self.matrix += torch.bincount(indices, minlength=self.num_classes**2).view_as(self.matrix)
 
+    @torch.no_grad()
+    def add_loss(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """Accumulate the cross-entropy of ``logits`` over the labelled pixels of ``target``."""
+        self.loss_sum += F.cross_entropy(
+            logits.float(), target.long(), ignore_index=IGNORE_INDEX, reduction="sum"
+        ).double()
+        self.loss_pixels += (target != IGNORE_INDEX).sum()
+
     def all_reduce(self) -> None:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(self.matrix)
+            torch.distributed.all_reduce(self.loss_sum)
+            torch.distributed.all_reduce(self.loss_pixels)
+
+    def loss(self) -> float | None:
+        """The mean per-pixel cross-entropy accumulated by ``add_loss`` (None when nothing was)."""
+        pixels = int(self.loss_pixels)
+        return float(self.loss_sum) / pixels if pixels else None
 
     def iou(self) -> torch.Tensor:
         """Per-class IoU; NaN for a class that appears in neither ground truth nor prediction."""
@@ -52,14 +71,16 @@ class ConfusionMatrix:
         return float(self.iou()[keep].nanmean()) * 100.0
 
     def summary(self, class_names: Sequence[str]) -> dict:
-        """``miou``, ``pixel_accuracy``, per-class ``iou`` (None for an absent class), and ``miou_reduced``
-        for Cityscapes' classes."""
+        """``miou``, ``pixel_accuracy``, per-class ``iou`` (None for an absent class), ``miou_reduced``
+        for Cityscapes' classes, and the mean cross-entropy ``loss`` when ``add_loss`` accumulated one."""
         ious = self.iou().tolist()
         reduced = self.miou_reduced(class_names)
+        loss = self.loss()
         return {
             "miou": self.miou(),
             **({"miou_reduced": reduced} if reduced is not None else {}),
             "pixel_accuracy": self.pixel_accuracy(),
+            **({"loss": loss} if loss is not None else {}),
             "iou": {
                 name: (None if value != value else value * 100.0)
                 for name, value in zip(class_names, ious, strict=True)

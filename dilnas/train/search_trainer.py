@@ -59,6 +59,7 @@ class SearchTrainer(Trainer):
     history per epoch and the gap probe at every evaluation."""
 
     overlay_tag = None  # it evaluates on the held-out split: no val/ images (of a supernet, they mislead)
+    progress_label = "search"
 
     def __init__(
         self, supernet: SuperNet, data: SearchData, setup: TrainSetup, recipe: Recipe, search: SearchConfig
@@ -224,6 +225,7 @@ class SearchTrainer(Trainer):
             self.class_names,
             self.device,
             self.precision,
+            progress=f"score {len(candidates)} candidates" if self.info.is_main else None,
         )
 
     def measure(self) -> tuple[dict[str, Any], dict[str, float]]:
@@ -252,6 +254,12 @@ class SearchTrainer(Trainer):
         elif select:  # the rule's pick and the next most probable gapless networks, scored alike
             probs = [p.tolist() for p in self.supernet.probabilities()]
             candidates = shortlist(self.supernet.space, probs, rates, self.search.select_top)
+        if select and self.info.is_main:
+            log.info(
+                "selection: scoring %d candidates on the held-out split (%d batches each)",
+                len(candidates),
+                len(self.eval_loader),
+            )
         scored = self.score(candidates, batches)
         selection = selection_of(scored)
         summary = {**scored[selection.scored.index(selection.best)], "miou_supernet": supernet_miou}

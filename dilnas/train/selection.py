@@ -28,6 +28,7 @@ from dilnas.spec.space import SearchSpace
 from dilnas.train.precision import FULL, Precision
 from dilnas.train.sampling import SeededAugmentation
 from dilnas.train.trainer import evaluate
+from dilnas.utils.progress import progress_bar
 from dilnas.utils.seeds import BN_CALIBRATION, derive_seed
 
 
@@ -104,10 +105,11 @@ def probe(
     device: torch.device,
     precision: Precision = FULL,
 ) -> dict[str, Any]:
-    """Held-out summary of ``model`` (a copy: its BatchNorm statistics are re-estimated on ``batches``)."""
+    """Held-out summary of ``model`` (a copy: its BatchNorm statistics are re-estimated on ``batches``), with
+    its mean cross-entropy ``loss`` beside the mIoU."""
     if batches:
         recalibrate_batchnorm(model, batches)
-    return evaluate(model, loader, len(class_names), device, precision).summary(class_names)
+    return evaluate(model, loader, len(class_names), device, precision, with_loss=True).summary(class_names)
 
 
 def score_architectures(
@@ -118,24 +120,20 @@ def score_architectures(
     class_names: Sequence[str],
     device: torch.device,
     precision: Precision = FULL,
+    progress: str | None = None,
 ) -> list[dict[str, Any]]:
     """Each candidate (a rate per searchable branch) as a network with ``supernet``'s weights, scored on
-    ``loader`` after BatchNorm re-estimation on ``batches``: its summary, with ``rates``."""
+    ``loader`` after BatchNorm re-estimation on ``batches``: its summary, with ``rates``. ``progress``: the
+    description of a progress bar over the candidates (on a terminal; none when None)."""
     space = supernet.space
-    return [
-        {
-            **probe(
-                supernet.derive_network(space.arch_with(rates), rates),
-                batches,
-                loader,
-                class_names,
-                device,
-                precision,
-            ),
-            "rates": rates,
-        }
-        for rates in map(list, candidates)
-    ]
+    scored = []
+    with progress_bar(len(candidates), progress or "", unit="net", enabled=progress is not None) as bar:
+        for rates in map(list, candidates):
+            network = supernet.derive_network(space.arch_with(rates), rates)
+            summary = probe(network, batches, loader, class_names, device, precision)
+            scored.append({**summary, "rates": rates})
+            bar.update()
+    return scored
 
 
 def selection_of(scored: Sequence[dict[str, Any]]) -> Selection:

@@ -34,6 +34,7 @@ from dilnas.train.signals import StopSignals
 from dilnas.utils.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from dilnas.utils.errors import UserError
 from dilnas.utils.machine import machine_record
+from dilnas.utils.progress import bars_beside_logging, progress_bar
 
 log = logging.getLogger("dilnas")
 PROGRESS_WINDOW = 6  # progress lines whose steps and times give the rate and the ETA
@@ -73,17 +74,24 @@ def evaluate(
     num_classes: int,
     device: torch.device,
     precision: Precision = FULL,
+    with_loss: bool = False,
+    progress: str | None = None,
 ) -> ConfusionMatrix:
     """Confusion matrix of argmax predictions over ``loader`` (forward passes in ``precision``), summed over
-    all ranks."""
+    all ranks; with ``with_loss`` it also holds the mean per-pixel cross-entropy. ``progress``: the
+    description of a progress bar over the batches (on a terminal; none when None)."""
     was_training = model.training
     model.eval()
     matrix = ConfusionMatrix(num_classes, device)
-    for images, labels in loader:
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        with precision.autocast():
-            logits = model(images)
-        matrix.update(logits.argmax(1), labels)
+    with progress_bar(len(loader), progress or "", unit="batch", enabled=progress is not None) as bar:
+        for images, labels in loader:
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            with precision.autocast():
+                logits = model(images)
+            matrix.update(logits.argmax(1), labels)
+            if with_loss:
+                matrix.add_loss(logits, labels)
+            bar.update()
     matrix.all_reduce()
     model.train(was_training)
     return matrix
@@ -131,6 +139,7 @@ class Trainer:
     # ``val/`` is only ever the evaluation split).
     overlay_tag: str | None = "val/overlays"
     overlay_samples = 4
+    progress_label = "train"  # the progress bar's description on a terminal (``dilnas.utils.progress``)
 
     def __init__(
         self,
@@ -301,7 +310,12 @@ class Trainer:
         collective (it broadcasts buffers), and ranks may hold unequal numbers of evaluation batches."""
         broadcast_buffers(self.bare_model, self.info)
         matrix = evaluate(
-            self.bare_model, self.eval_loader, len(self.class_names), self.device, self.precision
+            self.bare_model,
+            self.eval_loader,
+            len(self.class_names),
+            self.device,
+            self.precision,
+            progress="evaluate" if self.info.is_main else None,
         )
         summary = matrix.summary(self.class_names)
         scalars = {"val/miou": summary["miou"], "val/pixel_accuracy": summary["pixel_accuracy"]}
@@ -378,15 +392,20 @@ class Trainer:
         self._tick()
         if self.precision.enabled:
             log.info("computing in %s on %s", self.precision, self.device)
+        bar = progress_bar(
+            self.total_steps, self.progress_label, self.state.step, "step", enabled=self.info.is_main
+        )
         try:
-            with StopSignals() as stop:
+            with StopSignals() as stop, bar, bars_beside_logging(bar):
                 while self.state.step < self.total_steps:
                     epoch, start_batch = divmod(self.state.step, self.steps_per_epoch)
                     for images, labels in self._train_loader(epoch, start_batch):
                         loss = self.train_step(images, labels)
                         step = self.state.step
+                        bar.update()
                         if step % self.config.log_every_steps == 0 or step == self.total_steps:
                             self._log_progress(loss, epoch, started, start_step)
+                            bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", refresh=False)
                         finished = step >= self.total_steps
                         self.after_step(epoch, finished or step % self.steps_per_epoch == 0)
                         if self.evaluates_at(step):

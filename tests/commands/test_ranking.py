@@ -78,6 +78,10 @@ def test_rank_scores_like_the_selection_and_reports_the_statistics(searched, tmp
     assert report["heldout"]["spearman"] == pytest.approx(spearman_rho(scores, means))
     low, high = report["heldout"]["kendall_interval"]
     assert low <= high
+    # The cross-entropy ranks the other way round: the lowest loss is the best score.
+    negated = [-archs[arch]["heldout_loss"] for arch in sorted(archs)]
+    assert all(value < 0 for value in negated) and "held-out cross-entropy" in result.stdout
+    assert report["heldout_loss"]["kendall"] == pytest.approx(kendall_tau(negated, means))
     # The log-probabilities are those of the run's logits: they sum to 1 over the whole space only if the
     # space had no gaps; here every architecture's probability is at most 1.
     assert all(entry["log_prob"] <= 0 for entry in archs.values())

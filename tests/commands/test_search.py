@@ -47,6 +47,9 @@ def test_search_run_directory_history_export_plot_and_retrain(tmp_path):
     result = search(run_dir, "trainer.epochs=4", "trainer.eval_every_epochs=2")
     assert result.returncode == 0, result.stderr
     assert "derived dilations" in result.stdout
+    # Captured output is not a terminal: no progress bars, but the log says when the selection starts.
+    assert "\r" not in result.stderr + result.stdout
+    assert "selection: scoring 8 candidates on the held-out split" in result.stderr + result.stdout
     # One spelling of a pick: the rates key, then each branch by name.
     assert re.search(r"derived dilations (\d)-(\d) \(block4\.b1=\1 block5\.b1=\2\)", result.stdout), (
         result.stdout

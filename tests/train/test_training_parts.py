@@ -39,6 +39,21 @@ def test_confusion_matrix_miou_ignores_255_and_absent_classes():
     summary = matrix.summary(["a", "b", "c"])
     assert summary["iou"]["c"] is None and summary["pixel_accuracy"] == pytest.approx(75.0)
 
+    assert "loss" not in summary  # nothing accumulated, nothing reported
+
+
+def test_confusion_matrix_loss_is_the_mean_cross_entropy_of_labelled_pixels():
+    matrix = ConfusionMatrix(2)
+    # Two batches of one image, 1x2 pixels; the second pixel of the second batch is unlabelled.
+    for logits, target in (
+        (torch.tensor([[[[0.0, 2.0]], [[0.0, 0.0]]]]), torch.tensor([[[0, 1]]])),
+        (torch.tensor([[[[1.0, 5.0]], [[0.0, -5.0]]]]), torch.tensor([[[1, 255]]])),
+    ):
+        matrix.add_loss(logits, target)
+    by_hand = [math.log(2), math.log(1 + math.exp(2)), math.log(1 + math.exp(1))]
+    assert matrix.loss() == pytest.approx(sum(by_hand) / 3)
+    assert matrix.summary(["a", "b"])["loss"] == pytest.approx(sum(by_hand) / 3)
+
 
 def test_bootstrapped_ce_keeps_hard_pixels_or_the_top_k():
     logits = torch.zeros(1, 2, 4, 4)

@@ -2,8 +2,9 @@
 
     python experiments/ground_truth/ranking/collect.py OUT.csv RUN_DIR [RUN_DIR ...]
 
-Columns: run (its folder name: variant_seed), the held-out scores' and the log-probabilities' Kendall tau with
-their 90% intervals, Spearman, top-5 overlap, the table's seed ceiling, and the search's CPU seconds.
+Columns: run (its folder name: variant_seed), the held-out scores' Kendall tau with its 90% interval, Spearman,
+top-5 overlap, the log-probabilities' and the held-out cross-entropy's Kendall tau, the table's seed ceiling,
+and the search's CPU seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ COLUMNS = (
     "spearman",
     "top5",
     "logprob_kendall",
+    "loss_kendall",
     "ceiling",
     "search_cpu_seconds",
 )
@@ -42,6 +44,8 @@ def row(run_dir: Path) -> dict[str, object]:
         "spearman": round(held["spearman"], 3),
         "top5": held["top_overlap"],
         "logprob_kendall": round(logp["kendall"], 3),
+        # Reports written before the held-out cross-entropy was scored have none.
+        "loss_kendall": round(report["heldout_loss"]["kendall"], 3) if "heldout_loss" in report else "",
         "ceiling": round(report["ceiling"]["kendall"], 3),
         "search_cpu_seconds": round(finals[-1]["cpu_seconds"], 1) if finals else "",
     }
