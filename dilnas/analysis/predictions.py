@@ -12,7 +12,7 @@ from __future__ import annotations
 import glob
 import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,13 +102,15 @@ def predict_images(
     device: torch.device,
     *,
     alpha: float = 0.5,
+    transparent: Collection[int] = (),
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     input_size: tuple[int, int] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Prediction]:
     """Write the mask and the overlay of every image of ``predictions`` (``output_paths``) with ``model`` (on
-    ``device``; put in eval mode); ``progress(done, total)`` after each image.
+    ``device``; put in eval mode), the ``transparent`` classes left out of the overlays; ``progress(done,
+    total)`` after each image.
 
     Every image's header is read first, so a file that is not an image stops the run before anything is
     written (the output folder included), and the memory the network needs is checked for the largest input."""
@@ -128,14 +130,15 @@ def predict_images(
     for done, item in enumerate(predictions, start=1):
         pixels = read_image(item.image, READABLE)
         mask = predict_mask(model, pixels, device, mean, std, input_size)
-        _write_png(item.mask, mask_image(mask, palette))
-        _write_png(item.overlay, Image.fromarray(overlay(pixels, mask, palette, alpha)))
+        write_png(item.mask, mask_image(mask, palette))
+        write_png(item.overlay, Image.fromarray(overlay(pixels, mask, palette, alpha, transparent)))
         if progress is not None:
             progress(done, len(predictions))
     return list(predictions)
 
 
-def _write_png(path: Path, image: Image.Image) -> None:
+def write_png(path: Path, image: Image.Image) -> None:
+    """Write ``image`` as a PNG at ``path``, atomically."""
     buffer = io.BytesIO()  # encoded before the file is opened: a failure leaves nothing behind
     image.save(buffer, format="PNG")
     atomic_write(path, lambda handle: handle.write(buffer.getvalue()))

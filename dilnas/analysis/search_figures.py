@@ -1,9 +1,12 @@
 """Figures of a search's architecture over epochs: what ``dilnas-plot`` draws.
 
 ``run_figure`` (``render_run``: its image file) draws one run: a small heat map per searchable branch, in
-block order (x: epoch, y: candidate rate, colour: probability on one 0..1 scale with one colour bar), the
-choice of each epoch as a thin red line, the derived rate (the run's arch.json, else the last epoch's choice) boxed in red at the last epoch, the weight
-warm-up hatched (``ArchHistory.warmup_through``), and a last panel with the network's field of view.
+block order (x: epoch, y: candidate rate, colour: the probability relative to uniform, one scale and one
+colour bar for branches of any size, ``dilnas.train.arch_image.relative_to_uniform``), titled in words
+("block 4, branch 1: rate 2, p=0.52"), the choice of each epoch as a thin red line, the derived rate (the
+run's arch.json, else the last epoch's choice) boxed in red at the last epoch, the weight warm-up hatched
+(``ArchHistory.warmup_through``), and a last panel with the network's field of view; "(running)" in the
+title while a search still writes the run.
 ``sweep_figure`` (``render_sweep``) compares the runs of a sweep: a panel per branch with each run's expected
 rate and a dot at its derived rate, the runs named by the Hydra overrides that differ between them. Both size
 the figure from the number of branches (four panels a row), so the 13 branches of ``regseg_exp48`` (16 rates
@@ -37,8 +40,16 @@ from dilnas.analysis.search_history import (
 )
 from dilnas.spec.settings import parse_choice
 from dilnas.spec.tool_options import PlotFormat
-from dilnas.train.arch_image import CHOICE_COLOR, PROBABILITY_COLORMAP, in_block_order
-from dilnas.train.run_dir import ARCH_HISTORY
+from dilnas.train.arch_image import (
+    CHOICE_COLOR,
+    RELATIVE_COLORMAP,
+    RELATIVE_SPAN,
+    branch_label,
+    in_block_order,
+    label_relative_colorbar,
+    relative_to_uniform,
+)
+from dilnas.train.run_dir import ARCH_HISTORY, RunDir
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write
 
@@ -111,8 +122,8 @@ def _draw_heat_map(ax: Axes, branch: BranchHistory, warmup_through: int | None) 
     are not); returns the colour mesh for the colour bar."""
     edges = _cell_edges(branch.epochs)
     rows = np.arange(len(branch.rates) + 1) - 0.5
-    matrix = np.asarray(branch.probs).T  # [candidate][epoch]
-    mesh = ax.pcolormesh(edges, rows, matrix, cmap=PROBABILITY_COLORMAP, vmin=0.0, vmax=1.0)
+    matrix = np.stack([relative_to_uniform(probs) for probs in branch.probs]).T  # [candidate][epoch]
+    mesh = ax.pcolormesh(edges, rows, matrix, cmap=RELATIVE_COLORMAP, vmin=-RELATIVE_SPAN, vmax=RELATIVE_SPAN)
     choice_rows = [branch.rates.index(choice) for choice in branch.choices]
     ax.plot(branch.epochs, choice_rows, color=CHOICE_COLOR, linewidth=0.9, drawstyle="steps-mid")
     final_row = branch.rates.index(branch.final_choice)
@@ -136,7 +147,8 @@ def _draw_heat_map(ax: Axes, branch: BranchHistory, warmup_through: int | None) 
         [str(rate) if (last - index) % step == 0 else "" for index, rate in enumerate(branch.rates)]
     )
     ax.set_ylim(rows[0], rows[-1])
-    ax.set_title(f"{branch.key}: d{branch.final_choice} (p={branch.final_prob:.2f})", fontsize=9)
+    title = f"{branch_label(branch.key)}: rate {branch.final_choice}, p={branch.final_prob:.2f}"
+    ax.set_title(title, fontsize=9)
     ax.set_ylabel("rate", fontsize=8)
     return mesh
 
@@ -182,7 +194,7 @@ def run_figure(history: ArchHistory, *, title: str | None = None) -> Figure:
     if meshes:
         rows = math.ceil(len(axes) / _columns(len(axes)))
         colorbar = figure.colorbar(meshes[0], ax=axes, shrink=0.9 if rows == 1 else 0.6, aspect=30, pad=0.01)
-        colorbar.set_label("probability", fontsize=9)
+        label_relative_colorbar(colorbar, fontsize=9)
     key = [
         Line2D([], [], color=CHOICE_COLOR, linewidth=0.9, label="choice per epoch"),
         Patch(
@@ -199,7 +211,10 @@ def run_figure(history: ArchHistory, *, title: str | None = None) -> Figure:
     figure.legend(handles=key, loc="outside lower center", ncol=len(key), fontsize="small", frameon=False)
     heading = title or str(history.path.parent)
     final_fov = history.field_of_view[-1]
-    figure.suptitle(f"{heading}: epoch {history.epochs[-1]}, field of view {final_fov:g} px", fontsize=11)
+    running = " (running)" if RunDir(history.path.parent).is_being_written() else ""
+    figure.suptitle(
+        f"{heading}{running}: epoch {history.epochs[-1]}, field of view {final_fov:g} px", fontsize=11
+    )
     return figure
 
 
@@ -235,7 +250,7 @@ def sweep_figure(runs: Sequence[tuple[str, ArchHistory]], *, title: str | None =
             rates.update(branch.rates)
             ax.plot(branch.epochs, branch.expected, color=color, linewidth=1.2, alpha=0.9)
             ax.plot(branch.epochs[-1], branch.final_choice, "o", color=color, markersize=4, clip_on=False)
-        ax.set_title(key, fontsize=9)
+        ax.set_title(branch_label(key), fontsize=9)
         ax.set_ylabel("rate", fontsize=8)
         ax.set_ylim(min(rates) - 0.5, max(rates) + 0.5)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))

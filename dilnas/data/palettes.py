@@ -3,16 +3,22 @@
 Cityscapes' 19 train classes get the official colours (cityscapesScripts ``labels.py``), CamVid's 11 classes the
 SegNet colours (SegNet-Tutorial ``Scripts/test_segmentation_camvid.py``), both in the class order of
 ``dilnas.data.cityscapes`` and ``dilnas.data.camvid``; any other class count gets a fixed palette of distinct
-colours (matplotlib's ten ``tab10`` colours, then golden-ratio hues), the same on every run. A pixel that is no
-class (255, ignored) is black in a mask and left as it is in an overlay.
+colours (matplotlib's ten ``tab10`` colours, then golden-ratio hues), the same on every run. Where the class
+names are known (a dilnas checkpoint records them), they decide: a class named after a colour ("red",
+"green": the synthetic data's) is drawn in that colour, and a background class ("background", "void",
+"unlabeled") is transparent in overlays, so the image shows through (``transparent_classes``). A pixel that is
+no class (255, ignored) is black in a mask and left as it is in an overlay. ``legend_image`` draws the colours
+with their names.
 """
 
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Collection, Sequence
 
 import numpy as np
-from PIL import Image
+from matplotlib.colors import CSS4_COLORS, to_rgb
+from PIL import Image, ImageDraw
 
 from dilnas.data import camvid, cityscapes
 from dilnas.spec.labels import IGNORE_INDEX
@@ -93,12 +99,26 @@ def generic_palette(num_classes: int) -> tuple[RGB, ...]:
     return tuple(colours)
 
 
-def palette_for(num_classes: int, palette: PaletteName = PaletteName.auto) -> np.ndarray:
-    """The (num_classes, 3) uint8 colours of a network's classes. ``auto``: Cityscapes' for 19 classes,
-    CamVid's for 11, else ``generic``; ``cityscapes`` and ``camvid`` must match the class count."""
+def palette_for(
+    num_classes: int,
+    palette: PaletteName = PaletteName.auto,
+    class_names: Sequence[str] | None = None,
+) -> np.ndarray:
+    """The (num_classes, 3) uint8 colours of a network's classes. ``auto``: by the class names when given
+    (Cityscapes' or CamVid's names get their data set's colours, a class named after a colour that colour,
+    the rest ``generic`` colours not taken yet), else by the count: Cityscapes' for 19 classes, CamVid's for
+    11, else ``generic``; ``cityscapes`` and ``camvid`` must match the class count."""
     _check_count(num_classes)
     palette = parse_choice(PaletteName, palette, "palette")
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(f"palette_for: {len(class_names)} class names for {num_classes} classes")
     fixed = {PaletteName.cityscapes: CITYSCAPES_PALETTE, PaletteName.camvid: CAMVID_PALETTE}
+    if palette is PaletteName.auto and class_names is not None:
+        names = tuple(class_names)
+        by_names = {cityscapes.CLASS_NAMES: PaletteName.cityscapes, camvid.CLASS_NAMES: PaletteName.camvid}
+        if names not in by_names:
+            return np.array(_named_palette(names), dtype=np.uint8)
+        palette = by_names[names]
     if palette is PaletteName.auto:
         by_count = {len(CITYSCAPES_PALETTE): PaletteName.cityscapes, len(CAMVID_PALETTE): PaletteName.camvid}
         palette = by_count.get(num_classes, PaletteName.generic)
@@ -111,6 +131,31 @@ def palette_for(num_classes: int, palette: PaletteName = PaletteName.auto) -> np
             f"{num_classes} classes; use palette=auto or palette=generic"
         )
     return np.array(colours, dtype=np.uint8)
+
+
+def _named_palette(class_names: Sequence[str]) -> list[RGB]:
+    """A class named after a colour (CSS colour names: ``red``, ``dark green``) in that colour, the others in
+    the generic colours, in order, that no class took."""
+    named = [_colour_of_name(name) for name in class_names]
+    spare = (c for c in generic_palette(MAX_CLASSES) if c not in named)
+    return [colour if colour is not None else next(spare) for colour in named]
+
+
+def _colour_of_name(name: str) -> RGB | None:
+    key = name.lower().replace(" ", "").replace("_", "")
+    if key not in CSS4_COLORS or key in {"black"}:  # black is the colour of "no class"
+        return None
+    red, green, blue = to_rgb(CSS4_COLORS[key])
+    return (round(red * 255), round(green * 255), round(blue * 255))
+
+
+BACKGROUND_NAMES = frozenset({"background", "void", "unlabeled", "unlabelled"})
+
+
+def transparent_classes(class_names: Sequence[str] | None) -> tuple[int, ...]:
+    """The ids of the background classes (``BACKGROUND_NAMES``, any case): left out of overlays, so that the
+    image shows through where nothing was found."""
+    return tuple(i for i, name in enumerate(class_names or ()) if name.lower() in BACKGROUND_NAMES)
 
 
 def colourize(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -133,14 +178,23 @@ def mask_image(mask: np.ndarray, palette: np.ndarray) -> Image.Image:
     return image
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float) -> np.ndarray:
+def overlay(
+    image: np.ndarray,
+    mask: np.ndarray,
+    palette: np.ndarray,
+    alpha: float,
+    transparent: Collection[int] = (),
+) -> np.ndarray:
     """The (H, W, 3) uint8 ``image`` with the colours of ``mask`` blended in at opacity ``alpha``; pixels of
-    no class (255) keep the image's colour."""
+    no class (255) and of the ``transparent`` classes keep the image's colour."""
     if image.shape[:2] != mask.shape:
         raise ValueError(f"overlay: image {image.shape[:2]} and mask {mask.shape} differ in size")
     colours = colourize(mask, palette).astype(np.float32)
     blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colours
-    blended = np.where((mask < len(palette))[..., None], blended, image.astype(np.float32))
+    coloured = mask < len(palette)
+    if transparent:
+        coloured &= ~np.isin(mask, list(transparent))
+    blended = np.where(coloured[..., None], blended, image.astype(np.float32))
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
@@ -149,3 +203,41 @@ def _check_count(num_classes: int) -> None:
         raise UserError(
             f"{num_classes} classes: a colour-coded mask holds 1 to {MAX_CLASSES} classes (255 marks no class)"
         )
+
+
+LEGEND_ROW = 14  # pixels per class in a legend: the swatch and PIL's default font
+LEGEND_PAD = 4
+
+
+def legend_image(
+    class_names: Sequence[str],
+    palette: np.ndarray,
+    transparent: Collection[int] = (),
+    width: int | None = None,
+) -> np.ndarray:
+    """An (H, W, 3) uint8 white image of each class's colour swatch and name, flowing left to right in lines
+    at most ``width`` pixels wide (None: one class per line); a ``transparent`` class is listed as such (its
+    swatch outlined, not filled)."""
+    if len(class_names) != len(palette):
+        raise ValueError(f"legend_image: {len(class_names)} names for {len(palette)} colours")
+    labels = [f"{name} (transparent)" if i in transparent else name for i, name in enumerate(class_names)]
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    entries = [LEGEND_ROW + round(measure.textlength(label)) + 2 * LEGEND_PAD for label in labels]
+    places: list[tuple[int, int]] = []
+    x, y = LEGEND_PAD, LEGEND_PAD
+    for entry in entries:
+        if places and (width is None or (x > LEGEND_PAD and x + entry > width)):
+            x, y = LEGEND_PAD, y + LEGEND_ROW
+        places.append((x, y))
+        x += entry
+    total_width = max(width or 0, max(px + e for (px, _), e in zip(places, entries, strict=True)))
+    image = Image.new("RGB", (total_width, y + LEGEND_ROW + LEGEND_PAD), "white")
+    draw = ImageDraw.Draw(image)
+    for index, (label, (x, y)) in enumerate(zip(labels, places, strict=True)):
+        swatch = (x, y + 1, x + LEGEND_ROW - 4, y + LEGEND_ROW - 3)
+        if index in transparent:
+            draw.rectangle(swatch, outline=(128, 128, 128))
+        else:
+            draw.rectangle(swatch, fill=tuple(int(c) for c in palette[index]), outline=(96, 96, 96))
+        draw.text((x + LEGEND_ROW, y + 1), label, fill=(0, 0, 0))
+    return np.asarray(image)

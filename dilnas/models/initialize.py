@@ -26,6 +26,7 @@ from dilnas.utils.errors import UserError
 CLASSIFIER_PREFIX = "decoder.classifier."  # the same name in both layouts
 ARCH_ENTRY = "arch"  # a retraining checkpoint's architecture (JSON text)
 NORMALISATION_ENTRY = "normalisation"  # the mean and std the run's data was normalised with
+CLASSES_ENTRY = "class_names"  # the run's class names in id order (predict colours and lists them)
 
 
 def arch_entry(spec: ArchSpec) -> dict[str, str]:
@@ -99,7 +100,16 @@ def load_model(
         load_state(model, state, str(checkpoint))
     # What the weights were trained on (a dilnas checkpoint records it): predict and deploy normalise with it.
     model.normalisation = recorded_normalisation(obj)
+    model.class_names = recorded_class_names(obj, model.spec.num_classes)
     return model.eval()
+
+
+def recorded_class_names(obj: Mapping[str, Any] | None, num_classes: int) -> tuple[str, ...] | None:
+    """The class names a dilnas checkpoint records, if they are ``num_classes`` strings; else None."""
+    entry = (obj or {}).get(CLASSES_ENTRY)
+    if not isinstance(entry, (list, tuple)) or len(entry) != num_classes:
+        return None
+    return tuple(entry) if all(isinstance(name, str) for name in entry) else None
 
 
 def recorded_normalisation(obj: Mapping[str, Any] | None) -> dict[str, list[float]] | None:

@@ -1,8 +1,10 @@
 """The probability matrix of the searchable branches as a small labelled image, for TensorBoard.
 
 The search loop draws it every epoch (``arch/probabilities``): one row per branch in block order, one column
-per rate 1..max, colour the probability on a fixed 0..1 scale with a colour bar, the current choice of each
-branch outlined in red, and grey hatching where a rate is not a candidate of that branch (so "cannot take
+per rate 1..max, colour each probability relative to uniform (``relative_to_uniform``: white where a rate
+is as likely as every other, teal above, brown below, on a log scale from 1/8 to 8 times, with a colour bar;
+a near-uniform branch of 16 rates shows its trend, where a 0..1 scale painted it one dark colour), the
+current choice of each branch outlined in red, and grey hatching where a rate is not a candidate of that branch (so "cannot take
 this rate" never looks like "probability 0"). ``branch_sort_key`` is the block order that ``dilnas-plot``
 uses too.
 
@@ -14,7 +16,7 @@ imported on the first image: ``dilnas-search --help`` does not pay for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,19 +25,52 @@ from dilnas.spec.space import parse_branch_key
 
 if TYPE_CHECKING:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colorbar import Colorbar
     from matplotlib.image import AxesImage
     from matplotlib.patches import Rectangle
 
-PROBABILITY_COLORMAP = "viridis"  # perceptually uniform and readable in grey; dilnas-plot uses it too
+RELATIVE_COLORMAP = "BrBG"  # diverging: brown below uniform, white at uniform, teal above; dilnas-plot too
+RELATIVE_SPAN = (
+    3.0  # log2 of (probability x candidates) shown: 1/8 to 8 times uniform, beyond: the end colours
+)
+RELATIVE_LABEL = "probability / uniform"
 NOT_CANDIDATE_COLOR = "#d9d9d9"
-CHOICE_COLOR = "#ff3b30"  # stands out against every viridis colour
-IMAGE_DPI = 80  # 13 branches x 16 rates: about 490 x 270 pixels
+CHOICE_COLOR = "#ff3b30"  # stands out against every colour of the map
+IMAGE_DPI = 120  # 13 branches x 16 rates: about 730 x 400 pixels, the labels readable at TensorBoard's size
 # Inches: room for the branch keys on the left and the colour bar on the right, and the size of one cell.
-MARGINS = {"left": 0.85, "right": 0.75, "bottom": 0.45, "top": 0.1}
+MARGINS = {"left": 0.85, "right": 1.05, "bottom": 0.45, "top": 0.1}
 CELL = (0.28, 0.22)
 MIN_CELLS_SIZE = (2.2, 1.3)  # a space of two small branches still gets a readable colour bar and label
 
 Layout = tuple[tuple[str, tuple[int, ...]], ...]  # (branch key, candidate rates) per row
+
+
+def relative_to_uniform(probs: Sequence[float]) -> np.ndarray:
+    """log2 of each probability over the uniform one (1 / the number of candidates): 0 as likely as every
+    other rate, +1 twice as likely, -1 half; clipped to +-``RELATIVE_SPAN`` (a probability of 0 at the low
+    end)."""
+    values = np.asarray(probs, dtype=float) * len(probs)
+    with np.errstate(divide="ignore"):
+        return np.clip(np.log2(values), -RELATIVE_SPAN, RELATIVE_SPAN)
+
+
+def label_relative_colorbar(colorbar: Colorbar, fontsize: float) -> None:
+    """Ticks of a ``relative_to_uniform`` colour bar as factors: 1/8x ... uniform ... 8x."""
+    span = int(RELATIVE_SPAN)
+    ticks = list(range(-span, span + 1))
+    names = [f"1/{2**-tick}x" if tick < 0 else ("uniform" if tick == 0 else f"{2**tick}x") for tick in ticks]
+    colorbar.set_ticks(ticks, labels=names)
+    colorbar.set_label(RELATIVE_LABEL, fontsize=fontsize)
+    colorbar.ax.tick_params(labelsize=fontsize - 1)
+
+
+def branch_label(key: str) -> str:
+    """``block4.b1`` as words, ``block 4, branch 1``; any other key as it is."""
+    try:
+        block, branch = parse_branch_key(key)
+    except ValueError:
+        return key
+    return f"block {block}, branch {branch}"
 
 
 def branch_sort_key(key: str) -> tuple[int, int, str]:
@@ -76,8 +111,9 @@ class ProbabilityImage:
         matrix = np.full((len(keys), max_rate), np.nan)
         for row, key in enumerate(keys):
             branch = branches[key]
-            for rate, probability in zip(branch["rates"], branch["probs"], strict=True):
-                matrix[row, rate - 1] = probability
+            relative = relative_to_uniform(branch["probs"])
+            for rate, value in zip(branch["rates"], relative, strict=True):
+                matrix[row, rate - 1] = value
             self._outlines[row].set_x(branch["choice"] - 1.5)
         self._cells.set_data(np.ma.masked_invalid(matrix))
         self._canvas.draw()
@@ -113,9 +149,9 @@ class ProbabilityImage:
         ax.patch.set_edgecolor("#9a9a9a")
         self._cells = ax.imshow(
             np.ma.masked_invalid(np.full((len(keys), max_rate), np.nan)),
-            cmap=PROBABILITY_COLORMAP,
-            vmin=0.0,
-            vmax=1.0,
+            cmap=RELATIVE_COLORMAP,
+            vmin=-RELATIVE_SPAN,
+            vmax=RELATIVE_SPAN,
             aspect="auto",
             interpolation="nearest",
         )
@@ -129,9 +165,7 @@ class ProbabilityImage:
         ax.set_yticks(range(len(keys)), keys, fontsize=8)
         ax.tick_params(length=0)
         ax.set_xlabel("dilation rate (red: choice)", fontsize=8)
-        colorbar = figure.colorbar(self._cells, cax=colorbar_ax)
-        colorbar.set_label("probability", fontsize=8)
-        colorbar.ax.tick_params(labelsize=7)
+        label_relative_colorbar(figure.colorbar(self._cells, cax=colorbar_ax), fontsize=8)
 
 
 def probability_image(branches: Mapping[str, Mapping[str, Any]], dpi: int = IMAGE_DPI) -> np.ndarray:

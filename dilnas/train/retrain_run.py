@@ -14,7 +14,13 @@ import torch
 
 from dilnas.data.dataset import LabelledDataset
 from dilnas.data.factory import build_dataset, normalisation, train_input_size
-from dilnas.models.initialize import NORMALISATION_ENTRY, arch_entry, initialize_from, load_dilnas_weights
+from dilnas.models.initialize import (
+    CLASSES_ENTRY,
+    NORMALISATION_ENTRY,
+    arch_entry,
+    initialize_from,
+    load_dilnas_weights,
+)
 from dilnas.models.memory import check_memory
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import ArchSpec, load_arch, save_arch
@@ -146,7 +152,11 @@ def train(
         data,
         setup,
         Recipe(config.trainer, config.optim, config.loss),
-        extra_state={**arch_entry(spec), NORMALISATION_ENTRY: normalisation(config.data)},
+        extra_state={
+            **arch_entry(spec),
+            NORMALISATION_ENTRY: normalisation(config.data),
+            CLASSES_ENTRY: list(data.class_names),
+        },
     )
     # The trainer checks its settings without touching the disk; only then is the run directory written.
     setup.run_dir.start(

@@ -241,6 +241,20 @@ class RunDir:
         with contextlib.suppress(OSError):
             overrides.parent.rmdir()  # .hydra/, when it holds nothing else
 
+    def is_being_written(self) -> bool:
+        """Whether a live process holds the directory's lock (``acquire``): a run in progress."""
+        try:
+            handle = open(self.path / LOCK, encoding="utf-8")  # noqa: SIM115 (closed below)
+        except OSError:
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
     def release(self, name: str = LOCK) -> None:
         """Give the lock back (the run has ended; a later run of this process may take it again)."""
         _FRESH.discard(self.path.resolve())

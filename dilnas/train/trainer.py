@@ -332,7 +332,7 @@ class Trainer:
             return
         with self.precision.autocast():
             panels = prediction_panels(
-                self.bare_model, self.eval_set, len(self.class_names), self.device, self.overlay_samples
+                self.bare_model, self.eval_set, self.class_names, self.device, self.overlay_samples
             )
         if panels is not None:
             self.logger.add_image(self.overlay_tag, panels, self.state.step)

@@ -12,12 +12,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib import colormaps
 from PIL import Image
 
 from dilnas.analysis.search_figures import plot_evolution, run_figure, sweep_figure
 from dilnas.analysis.search_history import find_histories, job_labels, load_history
 from dilnas.spec.space import load_space
-from dilnas.train.arch_image import ProbabilityImage, in_block_order, probability_image
+from dilnas.train.arch_image import (
+    RELATIVE_COLORMAP,
+    RELATIVE_LABEL,
+    ProbabilityImage,
+    in_block_order,
+    probability_image,
+    relative_to_uniform,
+)
+from dilnas.train.distributed import DistInfo
+from dilnas.train.run_dir import RunDir
 from dilnas.utils.errors import UserError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -213,6 +223,7 @@ def test_branch_keys_sort_in_block_order():
 
 
 EXP48_KEYS = [f"block{block}.b1" for block in range(5, 18)]
+EXP48_LABELS = [f"block {block}, branch 1" for block in range(5, 18)]
 
 
 def test_exp48_run_heat_maps_in_block_order(tmp_path):
@@ -223,15 +234,17 @@ def test_exp48_run_heat_maps_in_block_order(tmp_path):
     assert list(history.branches) == EXP48_KEYS and history.warmup_through == 2
     figure = run_figure(history)
     titles = axes_titles(figure)
-    assert [title.split(":")[0] for title in titles] == [*EXP48_KEYS, "field of view"]
+    assert [title.split(":")[0] for title in titles] == [*EXP48_LABELS, "field of view"]
     # The derived rate is named: history_line's probabilities grow with the rate, so the largest wins.
-    assert titles[0].startswith("block5.b1: d3 (p=") and titles[2].startswith("block7.b1: d16 (p=")
+    assert titles[0].startswith("block 5, branch 1: rate 3, p=")
+    assert titles[2].startswith("block 7, branch 1: rate 16, p=")
+    assert "(running)" not in figure.get_suptitle()
     block7 = figure.axes[2]
     (cells,) = block7.collections
     assert cells.get_array().shape == (16, 5)  # y: candidate rate, x: epoch
     labels = [label.get_text() for label in block7.get_yticklabels()]
     assert labels[-1] == "16" and labels[-2] == "" and len(labels) == 16  # every other one: no overlap
-    assert [ax.get_ylabel() for ax in figure.axes].count("probability") == 1  # one shared colour bar
+    assert [ax.get_ylabel() for ax in figure.axes].count(RELATIVE_LABEL) == 1  # one shared colour bar
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
     assert legend == ["choice per epoch", "derived rate (arch.json, else last epoch)", "weight warm-up"]
     assert_renders(figure)
@@ -248,7 +261,7 @@ def test_exp48_sweep_labelled_by_overrides_in_block_order(tmp_path):
     figure = sweep_figure(
         [(label, load_history(run / "arch_history.jsonl")) for label, run in zip(labels, runs, strict=True)]
     )
-    assert axes_titles(figure) == [*EXP48_KEYS, "field of view"]
+    assert axes_titles(figure) == [*EXP48_LABELS, "field of view"]
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
     assert legend == ["seed=0", "seed=1", "derived rate"]
     assert_renders(figure)
@@ -283,8 +296,8 @@ def test_unknown_out_suffix_is_a_one_line_error(tmp_path, name, found):
 
 # ---- the TensorBoard image -----------------------------------------------------------------------
 def tensorboard_branches(block4_rates: list[int]) -> dict:
-    """block4.b1 sure of rate 1 (its other candidates at probability 0), block5.b1 undecided."""
-    block4_probs = [1.0] + [0.0] * (len(block4_rates) - 1)
+    """block4.b1 split between its first and last rates (the others at probability 0), block5.b1 undecided."""
+    block4_probs = [0.5] + [0.0] * (len(block4_rates) - 2) + [0.5]
     return {
         "block5.b1": {"rates": [1, 2, 3], "probs": [0.2, 0.3, 0.5], "choice": 3},
         "block4.b1": {"rates": block4_rates, "probs": block4_probs, "choice": 1},
@@ -297,16 +310,56 @@ def test_probability_image_shape_and_non_candidates():
     )
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
     assert 200 <= image.shape[0] < image.shape[1] <= 800  # 13 labelled rows, 16 columns and a colour bar
-    # Rate 2 of block4.b1: a candidate at probability 0, then not a candidate at all. Only its cell changes.
+    # Rate 2 of block4.b1: a candidate at probability 0 (the low end of the colour map), then not a candidate
+    # at all: hatched grey where the low end was. (Its other cells change too: relative to uniform, 1 of 2
+    # candidates is not 1 of 3.)
     candidate = probability_image(tensorboard_branches([1, 2, 3]))
     not_candidate = probability_image(tensorboard_branches([1, 3]))
-    changed = (candidate != not_candidate).any(axis=-1)
-    assert changed.sum() > 100
-    zero_colour = np.median(candidate[changed], axis=0)
-    assert np.abs(zero_colour - np.array([68, 1, 84])).max() < 10  # viridis at 0: dark purple
-    grey = not_candidate[changed].astype(int)
+    lowest = np.array(colormaps[RELATIVE_COLORMAP](0.0)[:3]) * 255  # dark brown
+    zero_cell = (np.abs(candidate.astype(float) - lowest) < 3).all(axis=-1)
+    zero_cell[:, int(candidate.shape[1] * 0.8) :] = False  # the colour bar's low end is not a cell
+    assert zero_cell.sum() > 100
+    grey = not_candidate[zero_cell].astype(int)
     assert ((grey.max(axis=1) - grey.min(axis=1)) < 10).mean() > 0.95  # grey (hatched), no hue
     assert grey.mean() > 120
+
+
+def test_colour_is_relative_to_uniform_so_a_near_uniform_branch_shows_its_trend():
+    # 16 candidates around 1/16: on a 0..1 scale all one colour; relative to uniform, a twice-as-likely rate
+    # sits one step above the middle and a half-as-likely one step below.
+    probs = [2 / 16, 0.5 / 16] + [(1 - 2.5 / 16) / 14] * 14
+    relative = relative_to_uniform(probs)
+    assert relative[0] == pytest.approx(1.0) and relative[1] == pytest.approx(-1.0)
+    assert abs(relative[2]) < 0.1  # the rest share what is left, near uniform
+    assert relative_to_uniform([1.0, 0.0]).tolist() == [1.0, -3.0]  # clipped: 0 at the low end
+    assert relative_to_uniform([0.5, 0.5]).tolist() == [0.0, 0.0]
+
+
+def test_a_run_that_is_being_written_is_titled_running(tmp_path):
+    run = tmp_path / "run"
+    write_history(run, epochs=2)
+    assert "(running)" not in run_figure(load_history(run / "arch_history.jsonl")).get_suptitle()
+    writer = RunDir(run)
+    writer.acquire(DistInfo())  # a search holds the lock while it runs
+    try:
+        # Another process looks at it (a lock of this process would not block its own probe).
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from dilnas.analysis.search_figures import run_figure; "
+                "from dilnas.analysis.search_history import load_history; "
+                "print(run_figure(load_history(sys.argv[1])).get_suptitle())",
+                str(run / "arch_history.jsonl"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert f"{run} (running): epoch " in probe.stdout
+    finally:
+        writer.release()
+    assert "(running)" not in run_figure(load_history(run / "arch_history.jsonl")).get_suptitle()
 
 
 def test_probability_image_renderer_sorts_rows_and_rebuilds_for_new_branches():

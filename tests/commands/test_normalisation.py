@@ -6,10 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from dilnas.analysis.predictions import input_normalisation
 from dilnas.data.factory import normalisation
+from dilnas.data.palettes import overlay, palette_for
 from dilnas.models.initialize import load_model
 from dilnas.spec.options import DataConfig
 from dilnas.utils.checkpoints import load_checkpoint
@@ -42,8 +45,6 @@ def test_a_synthetic_run_records_its_own_statistics_and_predict_uses_them(tmp_pa
     assert "as given, not the checkpoint's record" in told
     images = tmp_path / "images"
     images.mkdir()
-    from PIL import Image
-
     Image.new("RGB", (64, 64), (30, 60, 90)).save(images / "a.png")
     predicted = subprocess.run(
         [
@@ -62,6 +63,16 @@ def test_a_synthetic_run_records_its_own_statistics_and_predict_uses_them(tmp_pa
     )
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     assert "as the checkpoint records" in predicted.stderr
+    # The class names travel with the checkpoint too: red in red, the background transparent, a legend.
+    assert model.class_names == ("background", "red", "green")
+    mask = np.array(Image.open(tmp_path / "out" / "a_mask.png"))
+    drawn = np.array(Image.open(tmp_path / "out" / "a_overlay.png")).astype(int)
+    plain = np.full((64, 64, 3), (30, 60, 90), dtype=np.uint8)
+    named = palette_for(3, class_names=model.class_names)
+    assert np.array_equal(drawn, overlay(plain, mask, named, 0.5, transparent=(0,)))
+    legend = np.array(Image.open(tmp_path / "out" / "legend.png"))
+    assert (legend == (255, 0, 0)).all(axis=-1).sum() > 20 and (legend == (0, 128, 0)).all(axis=-1).sum() > 20
+    assert "(colours: legend.png)" in predicted.stdout
 
 
 def test_without_a_record_imagenet_and_the_words_say_so():

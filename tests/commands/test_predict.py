@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from dilnas.analysis.predictions import find_images, output_paths, predict_images
+from dilnas.data import camvid
 from dilnas.data.palettes import (
     CAMVID_PALETTE,
     CITYSCAPES_PALETTE,
@@ -22,6 +23,7 @@ from dilnas.data.palettes import (
     mask_image,
     overlay,
     palette_for,
+    transparent_classes,
 )
 from dilnas.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dilnas.models.initialize import arch_entry, load_model
@@ -108,6 +110,15 @@ def test_masks_are_palette_images_and_ignore_is_black():
     blended = overlay(pixels, mask, palette, alpha=0.25)
     assert blended[0, 0].tolist() == np.rint(0.75 * 200 + 0.25 * palette[0]).tolist()
     assert blended[1, 1].tolist() == [200, 200, 200]  # no class: the image as it is
+    # Named classes: the background transparent, a class named after a colour in that colour.
+    names = ("background", "red", "green")
+    named = palette_for(3, class_names=names)
+    assert named[1].tolist() == [255, 0, 0] and transparent_classes(names) == (0,)
+    clear = overlay(pixels, mask, named, alpha=0.25, transparent=transparent_classes(names))
+    assert clear[0, 0].tolist() == [200, 200, 200]  # background: the image as it is
+    assert clear[0, 1].tolist() == np.rint(0.75 * 200 + 0.25 * np.array([255, 0, 0])).tolist()
+    # Data sets' names keep their data set's colours, by name as by count.
+    assert palette_for(11, class_names=camvid.CLASS_NAMES).tolist() == palette_for(11).tolist()
 
 
 def test_predict_in_process_at_native_size(tmp_path):
@@ -153,6 +164,7 @@ def test_predict_command_writes_masks_and_overlays(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{out}: 2 masks") and "2/2 images" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == [
+        "legend.png",  # no class names recorded here: "class 0" ... "class 18" in Cityscapes' colours
         "square_mask.png",
         "square_overlay.png",
         "street_mask.png",

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from dilnas.data.factory import build_dataset
-from dilnas.data.palettes import colourize, palette_for
+from dilnas.data.palettes import overlay, palette_for, transparent_classes
 from dilnas.spec.options import DataConfig
+from dilnas.train.previews import ALPHA, GAP, HEADER_HEIGHT, display_image
 from dilnas.utils.checkpoints import load_checkpoint
 from tests.helpers import DDP_WORKER, ENV, REPO
 from tests.helpers.commands import TINY_RUN, records, tensorboard_images, wait_for_step
@@ -51,15 +52,28 @@ def test_run_directory_and_eval_only(tmp_path):
     evals = records(run_dir, "eval")
     assert [r["step"] for r in evals] == [8]
     assert "val mIoU" in result.stdout.strip().splitlines()[-1]
-    # The evaluation shows the first 4 validation images (64x64) | ground truth | prediction, 4-px gaps.
+    # The evaluation shows column titles, then the first 4 validation images (64x64) | ground truth |
+    # prediction with 4-px gaps, the classes drawn over the image (the background transparent, red in red),
+    # then a legend.
     ((step, picture),) = tensorboard_images(run_dir)["val/overlays"]
-    assert step == 8 and picture.shape == (4 * 64 + 3 * 4, 3 * 64 + 2 * 4, 3)
+    assert step == 8 and picture.shape[1] == 3 * 64 + 2 * 4
+    top = HEADER_HEIGHT + GAP
+    assert picture.shape[0] > top + 4 * 64 + 4 * 4  # the legend below
+    assert (picture[:HEADER_HEIGHT] < 128).any()  # the titles' text
     val = build_dataset(
         DataConfig(image_size=64, context_distance=8, train_samples=32, val_samples=8), "val", train=False
     )
+    palette = palette_for(3, class_names=val.class_names)
+    assert palette[1].tolist() == [255, 0, 0] and transparent_classes(val.class_names) == (0,)
     for row in range(4):
-        ground_truth = picture[row * 68 : row * 68 + 64, 68:132]
-        assert np.array_equal(ground_truth, colourize(val[row][1].numpy(), palette_for(3)))
+        image, label = val[row]
+        ground_truth = picture[top + row * 68 : top + row * 68 + 64, 68:132]
+        expected = overlay(display_image(image), label.numpy(), palette, ALPHA, (0,))
+        assert np.array_equal(ground_truth, expected)
+        background = label.numpy() == 0
+        assert np.array_equal(
+            ground_truth[background], picture[top + row * 68 : top + row * 68 + 64, :64][background]
+        )
 
     again = retrain(run_dir, "eval_only=true")
     assert again.returncode == 0, again.stderr
