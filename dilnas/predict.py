@@ -45,7 +45,7 @@ def predict(config: PredictConfig) -> list[Prediction]:
     refuse_writing_over_inputs(written_files, [*images, config.checkpoint, config.arch])
     model = load_model(config.arch, config.checkpoint, allow_gaps=config.allow_gaps)
     names = model.class_names or tuple(f"class {i}" for i in range(model.spec.num_classes))
-    palette = palette_for(model.spec.num_classes, config.palette, model.class_names)
+    palette = palette_for(model.spec.num_classes, config.palette, model.class_names, model.class_colours)
     transparent = transparent_classes(model.class_names)
 
     def progress(done: int, total: int) -> None:

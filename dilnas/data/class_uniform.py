@@ -256,6 +256,7 @@ class ClassUniformDataset(EpochResampled):
             raise ValueError(f"ClassUniformDataset: pct must be in (0, 1], got {pct!r}")
         self.dataset, self.centroids, self.pct = dataset, centroids, pct
         self.num_classes, self.class_names = dataset.num_classes, dataset.class_names
+        self.class_colours = dataset.class_colours
         self.set_epoch(0, 0)
 
     @property

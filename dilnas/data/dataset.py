@@ -18,6 +18,8 @@ class LabelledDataset(Dataset[tuple[torch.Tensor, torch.Tensor]], ABC):
 
     num_classes: int
     class_names: tuple[str, ...]
+    # An RGB colour per class where the data declares them (a folder dataset's palette:), else None.
+    class_colours: tuple[tuple[int, int, int], ...] | None = None
 
     @abstractmethod
     def __len__(self) -> int: ...

@@ -162,6 +162,7 @@ class _Transformed(LabelledDataset):
         self.dataset, self.transform = dataset, transform
         self.num_classes = dataset.num_classes
         self.class_names = dataset.class_names
+        self.class_colours = dataset.class_colours
 
     def __len__(self) -> int:
         return len(self.dataset)

@@ -4,11 +4,17 @@ Layout under ``root``::
 
     classes.yaml              classes: [road, car, ...]   (the names in id order; the class count follows)
                               ignore_index: 255            (optional: the label value no loss or metric counts)
+                              palette: [[128, 64, 128], ...] (optional: an RGB colour per class, for pictures)
     images/<split>/<name>.png (or .jpg, .jpeg)
     labels/<split>/<name>.png single-channel label maps of class ids, the same file stems
 
-Splits are the folders under ``images/`` (``trainval`` joins train and val); a split without ``labels/<split>``
-has no labels (prediction only). Labels hold the ids 0..N-1 and ``ignore_index``, anything else is refused.
+or, instead of the folders of a split, a list file ``<split>.txt`` beside ``classes.yaml``: one sample per
+line, ``<image> <label>`` (or ``<image>`` alone for a split without labels), paths relative to the root or
+absolute; blank lines and lines starting with ``#`` are skipped.
+
+Splits are the folders under ``images/`` and the list files (``trainval`` joins train and val); a split
+without ``labels/<split>`` has no labels (prediction only). Labels hold the ids 0..N-1 and ``ignore_index``,
+anything else is refused.
 """
 
 from __future__ import annotations
@@ -23,19 +29,22 @@ from dilnas.spec.labels import IGNORE_INDEX
 from dilnas.spec.reading import parse_yaml, read_text
 
 CLASSES_FILE = "classes.yaml"
+LIST_SUFFIX = ".txt"  # a split's list file: <root>/<split>.txt
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+RGB = tuple[int, int, int]
 
 
-def read_classes(root: Path) -> tuple[tuple[str, ...], int]:
-    """(class names in id order, ignore index) from ``root/classes.yaml``, each problem a one-line error."""
+def read_classes(root: Path) -> tuple[tuple[str, ...], int, tuple[RGB, ...] | None]:
+    """(class names in id order, ignore index, the colours of ``palette:`` or None) from
+    ``root/classes.yaml``, each problem a one-line error."""
     path = root / CLASSES_FILE
     data: Any = parse_yaml(read_text(path, "classes"), str(path))
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a mapping with 'classes:' (the class names in id order)")
-    unknown = sorted(set(data) - {"classes", "ignore_index"})
+    unknown = sorted(set(data) - {"classes", "ignore_index", "palette"})
     if unknown:
         raise DataError(
-            f"{path}: unknown key(s) {', '.join(map(str, unknown))}; expected classes, ignore_index"
+            f"{path}: unknown key(s) {', '.join(map(str, unknown))}; expected classes, ignore_index, palette"
         )
     names = data.get("classes")
     if not isinstance(names, list) or not names or not all(isinstance(name, str) and name for name in names):
@@ -49,7 +58,24 @@ def read_classes(root: Path) -> tuple[tuple[str, ...], int]:
         raise DataError(
             f"{path}: ignore_index: {ignore!r}; expected a label value from {len(names)} to 255 (no class id)"
         )
-    return tuple(names), ignore
+    return tuple(names), ignore, _read_palette(data.get("palette"), len(names), path)
+
+
+def _read_palette(palette: Any, count: int, path: Path) -> tuple[RGB, ...] | None:
+    if palette is None:
+        return None
+    expected = f"expected {count} colours, one [red, green, blue] of integers 0..255 per class, in id order"
+    if not isinstance(palette, list) or len(palette) != count:
+        found = f"{len(palette)} entries" if isinstance(palette, list) else repr(palette)
+        raise DataError(f"{path}: palette: {found}; {expected}")
+    for index, colour in enumerate(palette):
+        if not (
+            isinstance(colour, list)
+            and len(colour) == 3
+            and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in colour)
+        ):
+            raise DataError(f"{path}: palette[{index}]: {colour!r}; {expected}")
+    return tuple((c[0], c[1], c[2]) for c in palette)
 
 
 class FolderDataset(SegmentationDataset):
@@ -61,15 +87,18 @@ class FolderDataset(SegmentationDataset):
         folder = self.root = Path(root).expanduser()
         if not (folder / CLASSES_FILE).is_file():
             raise DataError(f"{folder / CLASSES_FILE}: not found; a folder dataset names its classes there")
-        self.class_names, ignore = read_classes(folder)
+        self.class_names, ignore, self.class_colours = read_classes(folder)
         self.num_classes = len(self.class_names)
         self.label_table = label_lookup_table({i: i for i in range(self.num_classes)}, ignored_ids=[ignore])
         self.label_values_text = (
             f"class ids 0..{self.num_classes - 1} or {ignore} (ignored), as {CLASSES_FILE} lists"
         )
         images = folder / "images"
-        require_dir(images, self.layout(split))
-        found = tuple(sorted(path.name for path in images.iterdir() if path.is_dir()))
+        lists = {path.stem for path in folder.glob(f"*{LIST_SUFFIX}") if path.is_file()}
+        if not lists:
+            require_dir(images, self.layout(split))
+        folders = {path.name for path in images.iterdir() if path.is_dir()} if images.is_dir() else set()
+        found = tuple(sorted(folders | lists))
         self.splits = (*found, "trainval") if {"train", "val"} <= set(found) else found
         super().__init__(folder, split, transform)
 
@@ -77,6 +106,9 @@ class FolderDataset(SegmentationDataset):
         return f"images/{part}/*.png (or .jpg) and labels/{part}/*.png (same file stems) under {self.root}"
 
     def list_split(self, part: str) -> list[tuple[Path, Path | None]]:
+        listed = self.root / f"{part}{LIST_SUFFIX}"
+        if listed.is_file():
+            return read_list(listed, self.root)
         image_dir, label_dir = self.root / "images" / part, self.root / "labels" / part
         require_dir(image_dir, self.layout(part))
         labels = label_dir.is_dir()
@@ -96,6 +128,29 @@ class FolderDataset(SegmentationDataset):
                 f"{image_dir}: {', '.join(twice)}: two images with one stem; one label each is needed"
             )
         return sorted(pairs)
+
+
+def read_list(path: Path, root: Path) -> list[tuple[Path, Path | None]]:
+    """The (image, label) pairs of a list file (module docstring), in its order; every file must exist, and
+    either every line names a label or none does."""
+    pairs: list[tuple[Path, Path | None]] = []
+    for number, line in enumerate(read_text(path, "list").splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        where = f"{path}:{number}"
+        if len(fields) > 2:
+            raise DataError(f"{where}: {len(fields)} fields; expected '<image> <label>' or '<image>'")
+        files = [Path(field) if Path(field).is_absolute() else root / field for field in fields]
+        for file in files:
+            if not file.is_file():
+                raise DataError(f"{where}: {file}: no such file")
+        if pairs and (pairs[0][1] is None) != (len(files) == 1):
+            raise DataError(f"{where}: every line names a label, or none does (line 1 differs)")
+        pairs.append((files[0], files[1] if len(files) == 2 else None))
+    if not pairs:
+        raise DataError(f"{path}: no samples; expected lines '<image> <label>'")
+    return pairs
 
 
 def _pairs_or_none(

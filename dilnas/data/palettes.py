@@ -103,16 +103,22 @@ def palette_for(
     num_classes: int,
     palette: PaletteName = PaletteName.auto,
     class_names: Sequence[str] | None = None,
+    colours: Sequence[Sequence[int]] | None = None,
 ) -> np.ndarray:
     """The (num_classes, 3) uint8 colours of a network's classes. ``auto``: by the class names when given
     (Cityscapes' or CamVid's names get their data set's colours, a class named after a colour that colour,
     the rest ``generic`` colours not taken yet), else by the count: Cityscapes' for 19 classes, CamVid's for
-    11, else ``generic``; ``cityscapes`` and ``camvid`` must match the class count."""
+    11, else ``generic``; ``cityscapes`` and ``camvid`` must match the class count. The data's own
+    ``colours`` (a folder dataset's ``palette:``), when given, win over ``auto``."""
     _check_count(num_classes)
     palette = parse_choice(PaletteName, palette, "palette")
     if class_names is not None and len(class_names) != num_classes:
         raise ValueError(f"palette_for: {len(class_names)} class names for {num_classes} classes")
     fixed = {PaletteName.cityscapes: CITYSCAPES_PALETTE, PaletteName.camvid: CAMVID_PALETTE}
+    if palette is PaletteName.auto and colours is not None:
+        if len(colours) != num_classes:
+            raise ValueError(f"palette_for: {len(colours)} colours for {num_classes} classes")
+        return np.array(colours, dtype=np.uint8)
     if palette is PaletteName.auto and class_names is not None:
         names = tuple(class_names)
         by_names = {cityscapes.CLASS_NAMES: PaletteName.cityscapes, camvid.CLASS_NAMES: PaletteName.camvid}

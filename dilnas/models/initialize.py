@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -27,6 +27,8 @@ CLASSIFIER_PREFIX = "decoder.classifier."  # the same name in both layouts
 ARCH_ENTRY = "arch"  # a retraining checkpoint's architecture (JSON text)
 NORMALISATION_ENTRY = "normalisation"  # the mean and std the run's data was normalised with
 CLASSES_ENTRY = "class_names"  # the run's class names in id order (predict colours and lists them)
+COLOURS_ENTRY = "class_colours"  # the data's own RGB colour per class, where it declares them
+RGB = tuple[int, int, int]
 
 
 def arch_entry(spec: ArchSpec) -> dict[str, str]:
@@ -101,7 +103,31 @@ def load_model(
     # What the weights were trained on (a dilnas checkpoint records it): predict and deploy normalise with it.
     model.normalisation = recorded_normalisation(obj)
     model.class_names = recorded_class_names(obj, model.spec.num_classes)
+    model.class_colours = recorded_class_colours(obj, model.spec.num_classes)
     return model.eval()
+
+
+def class_entries(
+    class_names: Sequence[str], colours: Sequence[Sequence[int]] | None
+) -> dict[str, list[Any]]:
+    """The checkpoint entries that name a run's classes (and give their colours, when the data has its own)."""
+    entries: dict[str, list[Any]] = {CLASSES_ENTRY: list(class_names)}
+    if colours is not None:
+        entries[COLOURS_ENTRY] = [list(colour) for colour in colours]
+    return entries
+
+
+def recorded_class_colours(obj: Mapping[str, Any] | None, num_classes: int) -> tuple[RGB, ...] | None:
+    """The class colours a dilnas checkpoint records (``num_classes`` RGB triples of 0..255), else None."""
+    entry = (obj or {}).get(COLOURS_ENTRY)
+    if not isinstance(entry, (list, tuple)) or len(entry) != num_classes:
+        return None
+    if not all(
+        isinstance(c, (list, tuple)) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+        for c in entry
+    ):
+        return None
+    return tuple((c[0], c[1], c[2]) for c in entry)
 
 
 def recorded_class_names(obj: Mapping[str, Any] | None, num_classes: int) -> tuple[str, ...] | None:

@@ -82,8 +82,10 @@ class RegSeg(nn.Module):
 
     # {"mean": [...], "std": [...]} its weights were trained with, when loaded from a checkpoint that records it
     normalisation: dict[str, list[float]] | None = None
-    # The names of its classes, in id order, when loaded from a checkpoint that records them
+    # The names of its classes in id order, and their colours where the data had its own, when loaded from a
+    # checkpoint that records them
     class_names: tuple[str, ...] | None = None
+    class_colours: tuple[tuple[int, int, int], ...] | None = None
 
     def __init__(self, spec: ArchSpec):
         super().__init__()

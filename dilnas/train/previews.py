@@ -38,11 +38,12 @@ def prediction_panels(
     device: torch.device,
     count: int = 4,
     height: int = PANEL_HEIGHT,
+    colours: Sequence[tuple[int, int, int]] | None = None,
 ) -> np.ndarray | None:
     """An (H, W, 3) uint8 image: the column titles, then one row per sample of the first ``count`` of
     ``dataset``: image | ground truth | prediction of ``model`` (evaluated in eval mode, its mode restored
-    after), then the legend; None without samples."""
-    palette = palette_for(len(class_names), class_names=class_names)
+    after), then the legend, in the data's own ``colours`` if it has them; None without samples."""
+    palette = palette_for(len(class_names), class_names=class_names, colours=colours)
     transparent = transparent_classes(class_names)
     was_training = model.training
     model.eval()

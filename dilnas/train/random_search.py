@@ -79,7 +79,9 @@ def random_search(
         run_dir = RunDir(setup.run_dir.path / CANDIDATES / f"{index}-{rates_key(rates)}")
         trainer = HeldoutTrainer(
             RegSeg(arch),
-            TrainData(data.train_set, data.heldout_eval, data.class_names, data.num_workers),
+            TrainData(
+                data.train_set, data.heldout_eval, data.class_names, data.num_workers, data.class_colours
+            ),
             dataclasses.replace(setup, run_dir=run_dir),
             dataclasses.replace(recipe, trainer=trainer_config),
         )

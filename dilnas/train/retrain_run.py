@@ -15,7 +15,6 @@ import torch
 from dilnas.data.dataset import LabelledDataset
 from dilnas.data.factory import build_dataset, normalisation, train_input_size
 from dilnas.models.initialize import (
-    CLASSES_ENTRY,
     NORMALISATION_ENTRY,
     arch_entry,
     initialize_from,
@@ -99,7 +98,9 @@ def _run_retrain(
     train_set = build_dataset(config.data, config.data.train_split, train=True, resampled=True)
     eval_set = build_dataset(config.data, config.data.eval_split, train=False)
     spec = fit_classes(spec, train_set, config.data.name.value)
-    data = TrainData(train_set, eval_set, train_set.class_names, config.data.num_workers)
+    data = TrainData(
+        train_set, eval_set, train_set.class_names, config.data.num_workers, train_set.class_colours
+    )
     return train(config, spec, data, TrainSetup(run_dir, device, config.seed, info), record)
 
 
@@ -152,11 +153,7 @@ def train(
         data,
         setup,
         Recipe(config.trainer, config.optim, config.loss),
-        extra_state={
-            **arch_entry(spec),
-            NORMALISATION_ENTRY: normalisation(config.data),
-            CLASSES_ENTRY: list(data.class_names),
-        },
+        extra_state={**arch_entry(spec), NORMALISATION_ENTRY: normalisation(config.data)},
     )
     # The trainer checks its settings without touching the disk; only then is the run directory written.
     setup.run_dir.start(

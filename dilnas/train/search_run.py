@@ -13,7 +13,7 @@ from typing import Any
 from torch.utils.data import Subset
 
 from dilnas.data.factory import build_dataset, normalisation, train_input_size
-from dilnas.models.initialize import CLASSES_ENTRY, NORMALISATION_ENTRY
+from dilnas.models.initialize import NORMALISATION_ENTRY
 from dilnas.models.memory import check_memory
 from dilnas.models.supernet import SuperNet
 from dilnas.spec.arch import ArchSpec, save_arch
@@ -85,6 +85,7 @@ def search_data(config: SearchRunConfig) -> SearchData:
         Subset(train_plain, heldout_indices),
         list(train_full.class_names),
         config.data.num_workers,
+        train_full.class_colours,
     )
 
 
@@ -144,7 +145,6 @@ def _gradient_search(
     supernet = SuperNet(space, relaxation, shared)
     trainer = SearchTrainer(supernet, data, setup, recipe, config.search)
     trainer.extra_state[NORMALISATION_ENTRY] = normalisation(config.data)
-    trainer.extra_state[CLASSES_ENTRY] = list(data.class_names)
     # The trainer checks its settings without touching the disk; only then is the run directory written.
     _start(config, setup, record)
     if config.resume:

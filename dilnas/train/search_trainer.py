@@ -51,6 +51,7 @@ class SearchData:
     heldout_eval: Dataset
     class_names: Sequence[str]
     num_workers: int = 0
+    class_colours: Sequence[tuple[int, int, int]] | None = None  # the data's own colours, if it has them
 
 
 class SearchTrainer(Trainer):
@@ -69,7 +70,9 @@ class SearchTrainer(Trainer):
             raise UserError("trainer.sync_bn=true does not work with search.relaxation=gumbel: use softmax")
         super().__init__(
             supernet,
-            TrainData(data.train_set, data.heldout_eval, data.class_names, data.num_workers),
+            TrainData(
+                data.train_set, data.heldout_eval, data.class_names, data.num_workers, data.class_colours
+            ),
             setup,
             recipe,
             exclude=supernet.arch_parameters(),

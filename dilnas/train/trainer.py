@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from dilnas.models.initialize import class_entries
 from dilnas.spec.options import EvalSchedule, LossConfig, OptimConfig, TrainerConfig
 from dilnas.train.distributed import DistInfo, broadcast_buffers
 from dilnas.train.losses import build_loss
@@ -105,6 +106,7 @@ class TrainData:
     eval_set: Dataset
     class_names: Sequence[str]
     num_workers: int = 0
+    class_colours: Sequence[tuple[int, int, int]] | None = None  # the data's own colours, if it has them
 
 
 @dataclass
@@ -157,7 +159,10 @@ class Trainer:
         self.info, self.device, self.seed, self.run_dir = setup.info, setup.device, setup.seed, setup.run_dir
         self.config = trainer
         self.class_names = list(data.class_names)
-        self.extra_state = extra_state or {}
+        self.class_colours = data.class_colours
+        # Every checkpoint names the classes (and their colours, where the data has its own): predict and
+        # deploy colour and list them.
+        self.extra_state = {**class_entries(self.class_names, self.class_colours), **(extra_state or {})}
         self.precision = resolve_precision(trainer.amp, trainer.amp_dtype, self.device)
         self.model = self._wrap(model, trainer.sync_bn, find_unused_parameters)
         self.train_set = SeededAugmentation(data.train_set, self.seed)
@@ -332,7 +337,12 @@ class Trainer:
             return
         with self.precision.autocast():
             panels = prediction_panels(
-                self.bare_model, self.eval_set, self.class_names, self.device, self.overlay_samples
+                self.bare_model,
+                self.eval_set,
+                self.class_names,
+                self.device,
+                self.overlay_samples,
+                colours=self.class_colours,
             )
         if panels is not None:
             self.logger.add_image(self.overlay_tag, panels, self.state.step)

@@ -14,6 +14,7 @@ import torch
 from dilnas.data.common import DataError
 from dilnas.data.factory import build_dataset
 from dilnas.data.folder import FolderDataset
+from dilnas.models.initialize import load_model
 from dilnas.spec.options import DataConfig, DataName
 from dilnas.utils.checkpoints import load_checkpoint
 from tests.helpers import ENV, REPO, TINY
@@ -51,7 +52,9 @@ def test_classes_splits_and_the_ignore_value(tmp_path):
         ("classes: []\n", "classes: expected a list of class names"),
         ("classes: [a, a]\n", "a name is listed twice"),
         ("classes: [a, b]\nignore_index: 1\n", "ignore_index: 1; expected a label value from 2 to 255"),
-        ("classes: [a]\npalette: x\n", "unknown key(s) palette"),
+        ("classes: [a]\ncolours: x\n", "unknown key(s) colours; expected classes, ignore_index, palette"),
+        ("classes: [a, b]\npalette: [[1, 2, 3]]\n", "palette: 1 entries; expected 2 colours"),
+        ("classes: [a]\npalette: [[1, 2, 300]]\n", "palette[0]: [1, 2, 300]; expected 1 colours"),
         ("- a\n", "expected a mapping with 'classes:'"),
     ],
 )
@@ -80,6 +83,43 @@ def test_missing_labels_unknown_values_and_splits_are_named(tmp_path):
         FolderDataset(tmp_path, "train")
 
 
+def test_a_palette_gives_the_classes_their_colours(tmp_path):
+    root = folder_tree(tmp_path / "mine", CLASSES + "palette: [[128, 64, 128], [0, 0, 142], [220, 20, 60]]\n")
+    dataset = FolderDataset(root, "train")
+    assert dataset.class_colours == ((128, 64, 128), (0, 0, 142), (220, 20, 60))
+    assert FolderDataset(folder_tree(tmp_path / "plain"), "train").class_colours is None
+
+
+def test_a_list_file_names_the_samples_of_a_split(tmp_path):
+    root = folder_tree(tmp_path / "mine")
+    (root / "test").mkdir()
+    write_png(root / "test" / "a.png", random_image(9, 24, 32))
+    # Relative and absolute paths, comments and blank lines; the list's order is kept.
+    (root / "picked.txt").write_text(
+        "# two of the training images\n"
+        f"images/train/f002.png labels/train/f002.png\n\n{root}/images/train/f000.png labels/train/f000.png\n"
+    )
+    (root / "test.txt").write_text("test/a.png\n")  # no labels: prediction only
+    picked = FolderDataset(root, "picked")
+    assert set(picked.splits) == {"train", "val", "trainval", "picked", "test"}
+    assert [image.name for image, _ in picked.files] == ["f002.png", "f000.png"]
+    assert torch.equal(picked[1][1], FolderDataset(root, "train")[0][1])
+    assert (FolderDataset(root, "test")[0][1] == 255).all()
+    for content, message in (
+        ("images/train/f002.png labels/train/f002.png extra\n", "picked.txt:1: 3 fields"),
+        (
+            "images/train/nope.png labels/train/f002.png\n",
+            "picked.txt:1: " + str(root / "images/train/nope.png"),
+        ),
+        ("images/train/f002.png labels/train/f002.png\nimages/train/f000.png\n", "picked.txt:2: every line"),
+        ("# nothing\n", "picked.txt: no samples"),
+    ):
+        (root / "picked.txt").write_text(content)
+        with pytest.raises(DataError) as caught:
+            FolderDataset(root, "picked")
+        assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_the_data_config_builds_it_with_the_usual_transforms(tmp_path):
     root = folder_tree(tmp_path / "mine")
     config = DataConfig(name=DataName.folder, root=str(root), scale_range=[24, 32], crop_size=[16, 16])
@@ -90,7 +130,7 @@ def test_the_data_config_builds_it_with_the_usual_transforms(tmp_path):
 
 @pytest.mark.slow
 def test_a_retraining_on_a_folder_dataset_has_its_classes(tmp_path):
-    root = folder_tree(tmp_path / "mine", train=8)
+    root = folder_tree(tmp_path / "mine", CLASSES + "palette: [[1, 2, 3], [4, 5, 6], [7, 8, 9]]\n", train=8)
     run_dir = tmp_path / "run"
     command = [
         sys.executable,
@@ -111,3 +151,7 @@ def test_a_retraining_on_a_folder_dataset_has_its_classes(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     state = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     assert state["model"]["decoder.classifier.bias"].numel() == 3
+    # The checkpoint names the classes and their colours: predict colours and lists them.
+    model = load_model(None, run_dir / "checkpoints" / "best.pt")
+    assert model.class_names == ("road", "car", "person")
+    assert model.class_colours == ((1, 2, 3), (4, 5, 6), (7, 8, 9))
