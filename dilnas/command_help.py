@@ -25,6 +25,23 @@ SCHEMA_SUFFIX = "_schema"
 WIDTH = 110
 
 
+PRESETS_DIR = CONF_DIR / "experiment"
+COMMANDS_LINE = "# commands:"  # a preset's header line naming the commands it is for
+
+
+def preset_commands(path: Path) -> tuple[str, ...]:
+    """The commands a preset declares it is for (its ``# commands: dilnas-search ...`` header line)."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith(COMMANDS_LINE):
+            return tuple(line[len(COMMANDS_LINE) :].split())
+    return ()
+
+
+def presets_for(program: str) -> list[str]:
+    """The ``+experiment`` presets made for ``program``, by name."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml") if program in preset_commands(p))
+
+
 def command_help(program: str, config_name: str, examples: Sequence[str]) -> str:
     defaults = _defaults(CONF_DIR / f"{config_name}.yaml")
     schema_name = next(item for item in defaults if isinstance(item, str) and item.endswith(SCHEMA_SUFFIX))
@@ -40,7 +57,7 @@ def command_help(program: str, config_name: str, examples: Sequence[str]) -> str
             )
             ordered = [default, *(option for option in options if option != default)]
             lines.append(f"  {group:<12} {', '.join(ordered)}")
-        presets = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+        presets = presets_for(program)
         lines += [
             f"  {'+experiment':<12} {', '.join(presets)} (presets; optional, note the '+')",
             "",

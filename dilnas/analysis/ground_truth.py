@@ -184,7 +184,7 @@ def collect(out_dir: Path) -> list[GridRow]:
 def _collect_runs(out_dir: Path, branches: list[tuple[int, int]]) -> list[GridRow]:
     rows = []
     for run in find_runs(out_dir / RUNS_DIR):
-        final = _final_eval(RunDir(run).metrics)
+        final = final_eval(RunDir(run).metrics)
         if final is None:
             continue
         config = RunDir(run).read_config(RetrainConfig)
@@ -209,7 +209,7 @@ def _collect_runs(out_dir: Path, branches: list[tuple[int, int]]) -> list[GridRo
     return rows
 
 
-def _final_eval(path: Path) -> dict[str, Any] | None:
+def final_eval(path: Path) -> dict[str, Any] | None:
     """The evaluation a finished run logged last (``final``), or None while it runs."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()

@@ -25,7 +25,7 @@ from typing import Any
 from dilnas.spec.fov import ReceptiveField
 from dilnas.spec.problems import ProblemCollector, join_path, json_type
 from dilnas.spec.reading import parse_json, read_text
-from dilnas.spec.shipped import ARCHS_DIR, available, shipped_or_path
+from dilnas.spec.shipped import ARCH_DIRS, available, shipped_or_path
 from dilnas.utils.errors import InvalidFileError
 from dilnas.utils.files import atomic_write_json
 
@@ -198,14 +198,15 @@ class ArchSpec:
 
 
 def available_archs() -> list[str]:
-    """Names of the architectures shipped in ARCHS_DIR (the paper's)."""
-    return available(ARCHS_DIR, ".json")
+    """Names of the shipped architectures (``ARCH_DIRS``: the paper's, the synthetic experiments', the CamVid
+    protocol's reference rows)."""
+    return available(ARCH_DIRS, ".json")
 
 
 def load_arch(name_or_path: str | os.PathLike, *, allow_gaps: bool = False) -> ArchSpec:
     """A shipped architecture by name (``exp48_decoder26``) or a JSON file by path. Raises UserError (one
     line) for any problem with the file."""
-    path = shipped_or_path(name_or_path, ARCHS_DIR, (".json",), "architecture")
+    path = shipped_or_path(name_or_path, ARCH_DIRS, (".json",), "architecture")
     data = parse_json(read_text(path, "architecture"), str(path))
     return ArchSpec.from_dict(data, source=str(path), allow_gaps=allow_gaps)
 

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from dilnas.command_help import PRESETS_DIR, preset_commands
 from tests.helpers import EXP48_PATH, REPO
 from tests.helpers.commands import assert_one_line_error, run
 
@@ -244,6 +245,23 @@ def test_help_teaches_from_the_schema(module, mode, groups):
         line.split()[0] for line in text.split("config groups", 1)[-1].split("\n\n")[0].splitlines()[1:]
     ]
     assert listed == groups or (not groups and "config groups" not in text)
+
+
+def test_help_lists_only_the_presets_made_for_the_command():
+    def presets(module: str) -> set[str]:
+        line = next(line for line in run(module, "--help").stdout.splitlines() if "+experiment " in line)
+        return set(line.split(None, 1)[1].split(" (presets")[0].split(", "))
+
+    search, retrain = presets("dilnas.search"), presets("dilnas.retrain")
+    assert {"camvid_lite_search", "quick", "slurm"} == search
+    assert {"camvid_lite", "cityscapes_best", "quick"} <= retrain and "camvid_lite_search" not in retrain
+    # Every preset says what it is for, and only commands that take presets.
+    for path in PRESETS_DIR.glob("*.yaml"):
+        assert set(preset_commands(path)) and set(preset_commands(path)) <= {
+            "dilnas-search",
+            "dilnas-retrain",
+        }
+    assert search | retrain == {path.stem for path in PRESETS_DIR.glob("*.yaml")}
 
 
 def test_retrain_help_says_which_bound_ends_the_run_with_the_composed_defaults():

@@ -76,6 +76,11 @@ def test_wheel_holds_configs_spaces_and_paper_archs(installed, tmp_path):
     assert in_repo <= shipped
     assert {"search_spaces/synthetic_tiny.yaml", "search_spaces/regseg_exp48.yaml"} <= shipped
     assert {"archs/exp48_decoder26.json", "archs/exp53_decoder29.json"} <= shipped
+    synthetic = {f"archs_synthetic/{p.name}" for p in (REPO / "experiments" / "synthetic").glob("*.json")}
+    camvid = {
+        f"archs_camvid/{p.name}" for p in (REPO / "experiments" / "camvid" / "reference").glob("*.json")
+    }
+    assert synthetic and camvid and synthetic | camvid <= shipped
     assert list(installed.parent.glob("lib/python*/site-packages/dilnas-*.dist-info/licenses/LICENSE"))
 
 
@@ -84,6 +89,10 @@ def test_wheel_commands_run_from_any_directory(installed, tmp_path):
     info = run(installed / "dilnas-info", "arch=exp48_decoder26", "format=json", cwd=tmp_path)
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["field_of_view"] == 3807
+    # The README's synthetic examples name their architectures; the wheel has them too.
+    short = run(installed / "dilnas-info", "arch=tiny_short_dilated", "format=json", cwd=tmp_path)
+    assert short.returncode == 0, short.stderr
+    assert json.loads(short.stdout)["field_of_view"] == 239
 
     space = run(installed / "dilnas-search", "search.space=synthetic_deep", "--cfg", "job", cwd=tmp_path)
     assert space.returncode == 0, space.stderr

@@ -8,7 +8,7 @@ import pytest
 
 from dilnas.spec.arch import ArchError, ArchSpec, load_arch, save_arch
 from dilnas.utils.errors import UserError
-from tests.helpers import EXP48_PATH
+from tests.helpers import EXP48_PATH, REPO
 
 
 def problems_of(data, **kwargs) -> list[str]:
@@ -32,6 +32,24 @@ def test_round_trip(tmp_path, exp48):
 
 def test_shipped_files_are_written_in_the_canonical_form(exp48):
     assert EXP48_PATH.read_text() == json.dumps(exp48.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def test_shipped_architectures_go_by_name_and_their_names_are_unique():
+    from dilnas.spec.arch import available_archs
+    from dilnas.spec.shipped import ARCH_DIRS
+
+    names = available_archs()
+    assert {"exp48_decoder26", "tiny_short_dilated", "camvid_lite-1-2-4-4"} <= set(names)
+    assert len(names) == len(set(names))  # a name never depends on which folder is searched first
+    assert load_arch("tiny_short_dilated") == load_arch(
+        REPO / "experiments/synthetic/tiny_short_dilated.json"
+    )
+    assert load_arch("camvid_lite-1-2-4-4") == load_arch(
+        REPO / "experiments/camvid/reference/camvid_lite-1-2-4-4.json"
+    )
+    assert all(folder.is_dir() for folder in ARCH_DIRS)
+    with pytest.raises(UserError, match=r"unknown architecture 'tiny'; available: .*tiny_short_dilated"):
+        load_arch("tiny")
 
 
 def test_unknown_keys(exp48_dict):
