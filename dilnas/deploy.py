@@ -1,8 +1,11 @@
 """``dilnas-deploy [arch=...] [checkpoint=...] [format=onnx|torchscript] [input_size=[H,W]] out=FILE``: the
-deploy-mode network (every BatchNorm folded into its convolution, eval mode) as an ONNX or TorchScript file.
+deploy-mode network (every BatchNorm folded into its convolution, eval mode) as an ONNX or TorchScript file;
+with ``quantize=int8 calibration=IMAGES``, onnxruntime's INT8 model (``dilnas.models.quantize``).
 
 The file is written atomically, and only once it has been loaded back (onnxruntime, or torch.jit.load) and has
-reproduced the eager network's logits to 1e-4 on random inputs; the measured difference is printed. Input
+reproduced the eager network's logits to 1e-5 of the largest logit on random inputs; the measured difference
+is printed. An INT8 model is written once its labels agree with the eager network's on at least
+``min_agreement`` of the calibration images' pixels (resized to ``input_size``); the agreement is printed. Input
 ``images`` (N, 3, H, W), output ``logits`` (N, classes, H, W), any N, H and W. ONNX needs the ``deploy``
 extra (``pip install "dilnas[deploy]"``); which exporter and opset, and why:
 ``dilnas.models.deploy_formats``.
@@ -16,7 +19,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from dilnas.analysis.predictions import input_normalisation
+from dilnas.analysis.predictions import calibration_images, input_normalisation
 from dilnas.cli import hydra_command, typed_config
 from dilnas.models.deploy_formats import (
     EXAMPLE_BATCH,
@@ -28,8 +31,10 @@ from dilnas.models.deploy_formats import (
 )
 from dilnas.models.initialize import load_model
 from dilnas.models.memory import check_memory
+from dilnas.models.quantize import write_int8_onnx
 from dilnas.models.regseg import RegSeg
-from dilnas.spec.tool_options import DeployConfig, DeployFormat
+from dilnas.spec.tool_options import DeployConfig, DeployFormat, DeployQuantize
+from dilnas.utils.errors import UserError
 from dilnas.utils.files import refuse_writing_over_inputs
 
 log = logging.getLogger("dilnas")
@@ -38,6 +43,15 @@ log = logging.getLogger("dilnas")
 def deploy(config: DeployConfig) -> list[Check]:
     """Write ``config.out``; returns the checks of the written file against the eager network."""
     refuse_writing_over_inputs([Path(config.out)], [config.checkpoint, config.arch])
+    int8 = config.quantize is DeployQuantize.int8
+    if int8 and config.format is not DeployFormat.onnx:
+        raise UserError(
+            f"quantize=int8: only with format=onnx (onnxruntime's quantization), not {config.format.value}"
+        )
+    if int8 and config.calibration is None:
+        raise UserError(
+            "quantize=int8 needs calibration=IMAGES: a folder or glob of training images that set the int8 ranges"
+        )
     if config.format is DeployFormat.onnx:
         require_onnx("format=onnx")  # before loading anything
     torch.manual_seed(config.seed)  # the initial weights, which a checkpoint replaces
@@ -47,6 +61,8 @@ def deploy(config: DeployConfig) -> list[Check]:
     spec = model.spec
     shape = (EXAMPLE_BATCH, spec.stem.in_channels, *config.input_size)
     check_memory(lambda: RegSeg(spec), shape, torch.device("cpu"), f"checking {spec.name}")
+    if int8:
+        return _deploy_int8(model, config)
     checks = write_deployable(model, config.format, config.out, config.input_size, config.seed)
     kind = f"ONNX (opset {OPSET})" if config.format is DeployFormat.onnx else "TorchScript"
     worst = max(checks, key=lambda check: check.relative_diff)
@@ -61,6 +77,22 @@ def deploy(config: DeployConfig) -> list[Check]:
     return checks
 
 
+def _deploy_int8(model: RegSeg, config: DeployConfig) -> list[Check]:
+    mean, std, note = input_normalisation(model.normalisation, None, None)
+    size = (config.input_size[0], config.input_size[1])
+    assert config.calibration is not None  # checked by deploy
+    images = calibration_images(config.calibration, config.calibration_images, mean, std, size)
+    agreement = write_int8_onnx(model, config.out, images, config.min_agreement, size, config.seed)
+    print(
+        f"{Path(config.out)}: {model.spec.name} as ONNX int8 (opset {OPSET}, QDQ), images (N,3,H,W) -> logits "
+        f"(N,{model.spec.num_classes},H,W); calibrated on {len(images)} images of {config.calibration} at "
+        f"{size[0]}x{size[1]}, whose pixels it labels as the float network does {agreement:.2%} of the time "
+        f"(allowed: at least {config.min_agreement:.2%})"
+    )
+    print(f"{Path(config.out)}: feed it images {note}")
+    return []
+
+
 def run(cfg: DictConfig) -> None:
     deploy(typed_config(cfg, DeployConfig))
 
@@ -69,6 +101,8 @@ EXAMPLES = (
     "dilnas-deploy checkpoint=runs/retrain/DATE/checkpoints/best.pt out=regseg.onnx",
     "dilnas-deploy arch=exp48_decoder26 checkpoint=regseg_exp48.pth format=torchscript "
     "input_size=[1024,2048] out=exp48.pt",
+    "dilnas-deploy checkpoint=runs/retrain/DATE/checkpoints/best.pt quantize=int8 "
+    "calibration=data/train/ out=regseg_int8.onnx",
 )
 main = hydra_command("dilnas-deploy", "deploy", run, EXAMPLES)
 

@@ -1,8 +1,11 @@
 """Forward-pass benchmark of a fixed RegSeg: eager fp32 against deploy mode, side by side in one run.
 
-The last row, when asked for, runs the deploy network exported to ONNX (a temporary file, the shape of the
+The last rows, when asked for, run the deploy network exported to ONNX (a temporary file, the shape of the
 input fixed) in onnxruntime with its CPUExecutionProvider and as many threads as torch uses, whatever the
-device of the other rows.
+device of the other rows: as float32, and quantized to INT8 (``dilnas.models.quantize``, calibrated on the
+benchmark's own random input: the ranges do not change the speed; for accuracy calibrate on real images with
+``dilnas-deploy quantize=int8``). The INT8 row also gives its speed relative to the float onnxruntime row,
+measured round by round.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from dilnas.analysis.timing import time_alternating
 from dilnas.models.deploy import deploy_model
 from dilnas.models.deploy_formats import onnx_forward, temporary_onnx_session
+from dilnas.models.quantize import temporary_int8_session
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import ArchSpec
 from dilnas.utils.tables import format_table
@@ -32,9 +36,12 @@ class InferenceRow:
     speedup_low: float  # the smallest and the largest of those per-round ratios: their spread
     speedup_high: float
     max_abs_diff: float  # against eager fp32 outputs on the same input
+    # The INT8 row: the median (and spread) over rounds of the fp32 onnxruntime row's time / this row's.
+    versus_fp32_onnx: tuple[float, float, float] | None = None
 
 
 ONNXRUNTIME_ROW = "onnxruntime fp32 (CPU)"
+ONNXRUNTIME_INT8_ROW = "onnxruntime int8 (CPU)"
 BASELINE = "eager fp32"
 
 
@@ -91,17 +98,25 @@ def bench_inference(
                 temporary_onnx_session(deployed, images, threads=torch.get_num_threads())
             )
             forwards[ONNXRUNTIME_ROW] = lambda: onnx_forward(session, images)
+            int8 = stack.enter_context(
+                temporary_int8_session(deployed, images, threads=torch.get_num_threads())
+            )
+            forwards[ONNXRUNTIME_INT8_ROW] = lambda: onnx_forward(int8, images)
         differences = {
             name: (forward().float().to(reference.device) - reference).abs().max().item()
             for name, forward in forwards.items()
         }
         # onnxruntime runs on the CPU: on a GPU machine its row is timed with the CPU clock.
-        clocks = {ONNXRUNTIME_ROW: torch.device("cpu")}
+        clocks = {ONNXRUNTIME_ROW: torch.device("cpu"), ONNXRUNTIME_INT8_ROW: torch.device("cpu")}
         timed = time_alternating(forwards, device, warmup, repeats, devices=clocks)
     rows = []
     for name in forwards:
         ratios = timed.ratios(BASELINE, name)
         median = timed.median_ms(name)
+        versus = None
+        if name == ONNXRUNTIME_INT8_ROW:
+            onnx_ratios = timed.ratios(ONNXRUNTIME_ROW, name)
+            versus = (statistics.median(onnx_ratios), min(onnx_ratios), max(onnx_ratios))
         rows.append(
             InferenceRow(
                 mode=name,
@@ -112,13 +127,15 @@ def bench_inference(
                 speedup_low=min(ratios),
                 speedup_high=max(ratios),
                 max_abs_diff=differences[name],
+                versus_fp32_onnx=versus,
             )
         )
     return rows
 
 
 def format_inference(rows: list[InferenceRow]) -> str:
-    return format_table(
+    """The table, then the INT8 row's speed against the float onnxruntime row (when both were timed)."""
+    table = format_table(
         ["mode", "median ms", "min ms", "img/s", "speedup", "spread", "max |diff|"],
         [
             [
@@ -133,6 +150,13 @@ def format_inference(rows: list[InferenceRow]) -> str:
             for r in rows
         ],
     )
+    notes = [
+        f"{r.mode}: {r.versus_fp32_onnx[0]:.2f}x the speed of {ONNXRUNTIME_ROW} (per-round ratios "
+        f"{r.versus_fp32_onnx[1]:.2f}-{r.versus_fp32_onnx[2]:.2f}); max |diff| is in logits, int8 rounds them"
+        for r in rows
+        if r.versus_fp32_onnx is not None
+    ]
+    return "\n".join([table, *notes])
 
 
 def rows_as_dicts(rows: list[InferenceRow]) -> list[dict]:

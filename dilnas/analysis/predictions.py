@@ -58,6 +58,24 @@ def find_images(images: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
+def calibration_images(
+    images: str | os.PathLike,
+    count: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    size: tuple[int, int],
+) -> list[torch.Tensor]:
+    """The first ``count`` images of ``images`` (``find_images``) as the network sees them: each resized to
+    ``size`` and normalised, a (1, 3, H, W) tensor."""
+    tensors = []
+    for path in find_images(images)[:count]:
+        pixels = read_image(path, READABLE)
+        image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float().div_(255.0)
+        no_label = torch.full(pixels.shape[:2], IGNORE_INDEX, dtype=torch.int64)
+        tensors.append(eval_transform(mean, std, size=size)(image, no_label)[0][None])
+    return tensors
+
+
 def output_paths(images: Sequence[Path], out: str | os.PathLike) -> list[Prediction]:
     """Where each image's mask and overlay go; UserError when two images share a stem (their outputs would
     overwrite each other)."""

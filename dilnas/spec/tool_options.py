@@ -42,7 +42,7 @@ class BenchInferConfig:
     threads: int | None = setting(None, "torch CPU threads (null: torch's default)", low=1)
     seed: int = setting(0, "seed of the random input and weights", low=0)
     onnxruntime: bool = setting(
-        True, "add an onnxruntime row (CPU; needs dilnas[deploy], else skipped with a note)"
+        True, "add the onnxruntime rows, fp32 and int8 (CPU; need dilnas[deploy], else skipped with a note)"
     )
     format: OutputFormat = setting(OutputFormat.table, "table or json")
     allow_gaps: bool = setting(False, "accept an architecture that breaks the no-gap rule")
@@ -114,6 +114,11 @@ class DeployFormat(str, Enum):
     torchscript = "torchscript"
 
 
+class DeployQuantize(str, Enum):
+    none = "none"
+    int8 = "int8"  # onnxruntime's static quantization (format=onnx), calibrated on calibration=
+
+
 @dataclass
 class DeployConfig:
     """dilnas-deploy: the deploy-mode network (BatchNorm folded) as an ONNX or TorchScript file, checked."""
@@ -134,6 +139,17 @@ class DeployConfig:
     )
     seed: int = setting(0, "seed of the check input (and of the weights without a checkpoint)", low=0)
     allow_gaps: bool = setting(False, "accept an architecture that breaks the no-gap rule")
+    quantize: DeployQuantize = setting(
+        DeployQuantize.none,
+        "none or int8 (format=onnx: onnxruntime static quantization, calibrated on images)",
+    )
+    calibration: str | None = setting(
+        None, "quantize=int8: training images (a folder or a glob) that calibrate and check the int8 model"
+    )
+    calibration_images: int = setting(16, "quantize=int8: how many of them (the first, sorted)", low=1)
+    min_agreement: float = setting(
+        0.95, "quantize=int8: least share of pixels labelled as the float network labels them", low=0, high=1
+    )
 
 
 # ---- plots ---------------------------------------------------------------------------------------

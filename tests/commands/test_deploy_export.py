@@ -10,22 +10,23 @@ import warnings
 import pytest
 import torch
 
-from dilnas.analysis.inference_bench import ONNXRUNTIME_ROW, bench_inference
+from dilnas.analysis.inference_bench import (
+    ONNXRUNTIME_INT8_ROW,
+    ONNXRUNTIME_ROW,
+    bench_inference,
+    format_inference,
+)
 from dilnas.models import deploy_formats
-from dilnas.models.deploy_formats import missing_onnx_packages, onnx_forward, onnx_session, write_deployable
+from dilnas.models.deploy_formats import onnx_forward, onnx_session, write_deployable
 from dilnas.models.initialize import load_model
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import load_arch
 from dilnas.utils.errors import UserError
 from tests.helpers import SYNTHETIC
 from tests.helpers.commands import assert_one_line_error, run
-from tests.helpers.networks import randomise_batchnorm
+from tests.helpers.networks import needs_onnx, randomise_batchnorm
 
 TINY = SYNTHETIC / "tiny_short_dilated.json"
-needs_onnx = pytest.mark.skipif(
-    bool(missing_onnx_packages()),
-    reason='needs onnx, onnxscript and onnxruntime (pip install "dilnas[deploy]")',
-)
 
 
 @pytest.fixture(scope="module")
@@ -110,17 +111,24 @@ def test_onnx_without_the_deploy_extra_says_how_to_install_it(tmp_path, monkeypa
 
 
 @needs_onnx
-def test_bench_infer_adds_an_onnxruntime_row():
+def test_bench_infer_adds_the_onnxruntime_rows():
     rows = bench_inference(
-        load_arch(TINY), (32, 32), torch.device("cpu"), warmup=0, repeats=1, onnxruntime=True
+        load_arch(TINY), (32, 32), torch.device("cpu"), warmup=0, repeats=2, onnxruntime=True
     )
     assert [row.mode for row in rows] == [
         "eager fp32",
         "deploy fp32",
         "deploy fp32 channels_last",
         ONNXRUNTIME_ROW,
+        ONNXRUNTIME_INT8_ROW,
     ]
-    assert all(row.max_abs_diff <= 1e-4 and row.median_ms > 0 for row in rows)
+    assert all(row.max_abs_diff <= 1e-4 and row.median_ms > 0 for row in rows[:-1])
+    int8 = rows[-1]
+    assert 0 < int8.max_abs_diff < 1.0  # rounded, not broken
+    speed, low, high = int8.versus_fp32_onnx
+    assert 0 < low <= speed <= high
+    assert all(row.versus_fp32_onnx is None for row in rows[:-1])
+    assert f"{ONNXRUNTIME_INT8_ROW}: {speed:.2f}x the speed of {ONNXRUNTIME_ROW}" in format_inference(rows)
 
 
 def test_deploy_refuses_to_write_over_its_checkpoint(checkpoint):

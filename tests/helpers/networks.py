@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 from torch import nn
 
@@ -36,3 +37,15 @@ def randomise_batchnorm(model: nn.Module, seed: int = 0) -> None:
                 module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
                 module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
                 module.bias.copy_(torch.rand(n, generator=generator) - 0.5)
+
+
+def _onnx_missing() -> bool:
+    from dilnas.models.deploy_formats import missing_onnx_packages
+
+    return bool(missing_onnx_packages())
+
+
+# The ONNX tests need the deploy extra; without it they skip, saying how to install it.
+needs_onnx = pytest.mark.skipif(
+    _onnx_missing(), reason='needs onnx, onnxscript and onnxruntime (pip install "dilnas[deploy]")'
+)

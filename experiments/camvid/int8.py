@@ -1,0 +1,94 @@
+"""INT8 on real images: CamVid val mIoU of retrained camvid_lite networks, eager, as float ONNX and as INT8 ONNX
+(``dilnas-deploy format=onnx quantize=int8``), each run through onnxruntime on the CPU.
+
+    python experiments/camvid/int8.py OUT.csv RUN_DIR [RUN_DIR ...] [--data ../shared/data/camvid]
+
+Each RUN_DIR is a dilnas-retrain run directory (its ``config.yaml`` gives the evaluation split and size, its
+``checkpoints/best.pt`` the weights). The INT8 model is calibrated on the first ``--calibration`` images of
+CamVid ``train`` at the evaluation size (192x256 for camvid_lite). Columns: run, arch, the three mIoUs, and the
+share of val pixels the INT8 model labels as the float network does. The table is in
+``experiments/camvid/README.md`` ("INT8").
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from dilnas.analysis.predictions import calibration_images, input_normalisation
+from dilnas.data.factory import build_dataset
+from dilnas.models.deploy_formats import onnx_forward, onnx_session, write_deployable
+from dilnas.models.initialize import load_model
+from dilnas.models.quantize import label_agreement, write_int8_onnx
+from dilnas.spec.options import RetrainConfig
+from dilnas.spec.tool_options import DeployFormat
+from dilnas.train.run_dir import RunDir
+from dilnas.train.trainer import evaluate
+
+COLUMNS = ("run", "arch", "eager_miou", "onnx_fp32_miou", "onnx_int8_miou", "int8_label_agreement")
+
+
+class OnnxNetwork(nn.Module):
+    """An onnxruntime session as a module, so that the training code's evaluation runs it."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.session = onnx_session(path, threads=torch.get_num_threads())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return onnx_forward(self.session, images)
+
+
+def measure(run: Path, data_root: Path, calibration: int) -> dict[str, object]:
+    config = RunDir(run).read_config(RetrainConfig)
+    data = dataclasses.replace(config.data, root=str(data_root), num_workers=0)
+    val = build_dataset(data, data.eval_split, train=False)
+    loader = DataLoader(val, batch_size=1)
+    model = load_model(None, run / "checkpoints" / "best.pt")
+    size = tuple(val[0][0].shape[-2:])
+    mean, std, _ = input_normalisation(model.normalisation, None, None)
+    images = calibration_images(data_root / "train", calibration, mean, std, (size[0], size[1]))
+    classes, cpu = len(val.class_names), torch.device("cpu")
+    with tempfile.TemporaryDirectory(prefix="dilnas-int8-") as folder:
+        fp32, int8 = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+        write_deployable(model, DeployFormat.onnx, fp32, size)
+        write_int8_onnx(model, int8, images, 0.0, size)
+        networks = {"eager": model, "fp32": OnnxNetwork(fp32), "int8": OnnxNetwork(int8)}
+        mious = {name: evaluate(net, loader, classes, cpu).miou() for name, net in networks.items()}
+        agreement = label_agreement(networks["fp32"], networks["int8"], [image[None] for image, _ in val])
+    return {
+        "run": str(run),
+        "arch": model.spec.name,
+        "eager_miou": round(mious["eager"], 2),
+        "onnx_fp32_miou": round(mious["fp32"], 2),
+        "onnx_int8_miou": round(mious["int8"], 2),
+        "int8_label_agreement": round(agreement, 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/camvid"))
+    parser.add_argument("--calibration", type=int, default=16)
+    args = parser.parse_args()
+    rows = []
+    for run in args.runs:
+        rows.append(measure(run, args.data, args.calibration))
+        print(rows[-1], flush=True)
+    with open(args.out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()
