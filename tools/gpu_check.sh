@@ -4,8 +4,11 @@
 #   2. retraining steps in float16 autocast with the gradient scaler (trainer.amp_dtype=auto on CUDA);
 #   3. softmax and gumbel search steps (weights in float16 autocast, logits in full precision);
 #   4. dilnas-bench infer at 1024x2048 and 512x1024 (CUDA events; eager, deploy, channels_last, fp16, onnxruntime);
-#   5. dilnas-bench search (supernet against derived network, time and peak memory);
-#   6. DDP over NCCL with torchrun when there are 2 or more GPUs.
+#   5. exp48 through onnxruntime on every execution provider installed: CPU and CUDA fp32 and int8, TensorRT
+#      fp16 and int8 (tools/onnx_providers.py; a provider that is not installed is a row saying so), FPS at
+#      1024x2048 beside the paper's 30-37 FPS on a T4;
+#   6. dilnas-bench search (supernet against derived network, time and peak memory);
+#   7. DDP over NCCL with torchrun when there are 2 or more GPUs.
 # Everything goes to GPU_CHECK_DIR (default runs/gpu-check/DATE): one log per step and the benchmark tables.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
@@ -41,6 +44,9 @@ for size in "[1024,2048]" "[512,1024]"; do
   step "$name" $PYTHON -m dilnas.bench infer arch=exp48_decoder26 "input_size=$size" device=cuda repeats=20
   cat "$OUT/$name.log"
 done
+echo "gpu-check: the paper runs exp48 at 1024x2048 at 30-37 FPS on a T4: compare the img/s column above"
+step onnx-providers $PYTHON tools/onnx_providers.py --size 1024 2048 --repeats 20 --out "$OUT"
+cat "$OUT/onnx-providers.log"
 step bench-search $PYTHON -m dilnas.bench search device=cuda
 cat "$OUT/bench-search.log"
 if [ "$GPUS" -ge 2 ]; then

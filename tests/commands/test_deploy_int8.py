@@ -3,6 +3,10 @@ agree with the float network's; refused in one line where it cannot apply."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -14,7 +18,7 @@ from dilnas.models.quantize import label_agreement, write_int8_onnx
 from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import load_arch
 from dilnas.utils.errors import UserError
-from tests.helpers import SYNTHETIC
+from tests.helpers import ENV, REPO, SYNTHETIC
 from tests.helpers.commands import run
 from tests.helpers.fake_data import random_image, write_png
 from tests.helpers.networks import needs_onnx, randomise_batchnorm
@@ -134,3 +138,28 @@ def test_int8_refusals_are_one_line(tmp_path, arguments, message):
     result = run("dilnas.deploy", f"arch={TINY}", f"out={out}", *arguments)
     assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
     assert not out.exists()
+
+
+@needs_onnx
+@pytest.mark.slow
+def test_the_gpu_checks_provider_table_runs_on_a_cpu(tmp_path):
+    # tools/onnx_providers.py (make gpu-check): every provider has a row, those missing here say so.
+    arguments = ["--size", "64", "128", "--repeats", "1", "--out", str(tmp_path)]
+    result = subprocess.run(
+        [sys.executable, REPO / "tools" / "onnx_providers.py", *arguments],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((tmp_path / "providers.json").read_text())["rows"]
+    assert [(row["provider"], row["precision"]) for row in rows][:2] == [
+        ("CPUExecutionProvider", "fp32"),
+        ("CPUExecutionProvider", "int8"),
+    ]
+    assert all(row["fps"] > 0 for row in rows[:2])
+    for row in rows[2:]:
+        assert "fps" in row or "not in this onnxruntime" in row["skipped"]
+    assert "30-37 (T4, paper)" in result.stdout
