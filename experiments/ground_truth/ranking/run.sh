@@ -19,4 +19,11 @@ variant default_s0 seed=0
 variant warmup6_s0 seed=0 search.warmup_epochs=6
 variant spos_s0 seed=0 search.method=uniform search.relaxation=gumbel
 variant uniform_s0 seed=0 search.method=uniform
+variant gumbel_s0 seed=0 search.relaxation=gumbel
+variant gumbel_warmup6_s0 seed=0 search.relaxation=gumbel search.warmup_epochs=6
+# seed variation of the two best variants (seed = search.heldout_seed, as the comparison does)
+for s in 1 2; do
+  variant default_s$s seed=$s search.heldout_seed=$s
+  variant warmup6_s$s seed=$s search.heldout_seed=$s search.warmup_epochs=6
+done
 $PYTHON experiments/ground_truth/ranking/collect.py experiments/ground_truth/ranking/synthetic_deep.csv "$OUT"/*_s*
