@@ -21,6 +21,8 @@ variant spos_s0 seed=0 search.method=uniform search.relaxation=gumbel
 variant uniform_s0 seed=0 search.method=uniform
 variant gumbel_s0 seed=0 search.relaxation=gumbel
 variant gumbel_warmup6_s0 seed=0 search.relaxation=gumbel search.warmup_epochs=6
+# single paths with a kernel per rate: does sharing one kernel make single-path training rank backwards?
+variant spos_noshare_s0 seed=0 search.method=uniform search.relaxation=gumbel search.shared_kernel=false
 # seed variation of the two best variants (seed = search.heldout_seed, as the comparison does)
 for s in 1 2; do
   variant default_s$s seed=$s search.heldout_seed=$s
