@@ -57,7 +57,8 @@ def rank_run(config: RankConfig, progress: Progress | None = None) -> tuple[Path
     if config.threads:
         torch.set_num_threads(config.threads)
     state = load_checkpoint(checkpoint)["model"]  # read once: the weights and the logits
-    heldout, losses = _heldout_scores(run_dir, space, state, rates, resolve_device(config.device), progress)
+    device = resolve_device(config.device)
+    heldout, losses = _heldout_scores(run_dir, space, state, rates, device, config.bn_batches, progress)
     log_prob = _log_probabilities(state, space, rates)
     mious = {arch: list(result.mious) for arch, result in table.items()}
     report = {
@@ -80,6 +81,7 @@ def rank_run(config: RankConfig, progress: Progress | None = None) -> tuple[Path
         "log_prob": _agreement(log_prob, mious, config),
         "ceiling": _ceiling(table),
         "bootstrap": {"samples": config.bootstrap, "seed": config.seed, "level": 0.9},
+        "bn_batches": config.bn_batches,
     }
     atomic_write_json(out, report)
     return out, report
@@ -103,10 +105,12 @@ def _heldout_scores(
     state: dict[str, torch.Tensor],
     rates: dict[str, tuple[int, ...]],
     device: torch.device,
+    bn_batches: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Each architecture's held-out mIoU with the supernet's weights, as the search's selection scores it, and
-    its mean held-out cross-entropy."""
+    """Each architecture's held-out mIoU with the supernet's weights, as the search's selection scores it
+    (BatchNorm re-estimated on ``bn_batches`` batches, None: the run's own number), and its mean held-out
+    cross-entropy."""
     run_config = run_dir.read_config(SearchRunConfig)
     data = search_data(
         dataclasses.replace(run_config, data=dataclasses.replace(run_config.data, num_workers=0))
@@ -117,9 +121,8 @@ def _heldout_scores(
     supernet.load_state_dict(state)
     supernet.to(device)
     trainer = run_config.trainer
-    batches = calibration_batches(
-        data.train_set, run_config.seed, run_config.search.gap_bn_batches, trainer.batch_size, device
-    )
+    count = run_config.search.gap_bn_batches if bn_batches is None else bn_batches
+    batches = calibration_batches(data.train_set, run_config.seed, count, trainer.batch_size, device)
     loader = DataLoader(data.heldout_eval, batch_size=trainer.eval_batch_size)
     scores, losses = {}, {}
     for number, (arch, chosen) in enumerate(rates.items(), start=1):

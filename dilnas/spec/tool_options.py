@@ -215,6 +215,11 @@ class RankConfig:
     checkpoint: str | None = setting(None, "the supernet checkpoint (null: <run_dir>/checkpoints/last.pt)")
     out: str | None = setting(None, "the report (null: <run_dir>/rank.json)")
     top: int = setting(5, "how many of the best architectures the overlap compares", low=1)
+    bn_batches: int | None = setting(
+        None,
+        "batches that re-estimate BatchNorm per architecture (null: the run's search.gap_bn_batches)",
+        low=0,
+    )
     bootstrap: int = setting(1000, "bootstrap resamples of the table's seeds for the intervals", low=1)
     seed: int = setting(0, "seed of the bootstrap", low=0)
     device: DeviceChoice = setting(DeviceChoice.auto, "auto (CUDA if available), cpu or cuda")

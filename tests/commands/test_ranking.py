@@ -96,6 +96,28 @@ def test_rank_scores_like_the_selection_and_reports_the_statistics(searched, tmp
 
 
 @pytest.mark.slow
+def test_rank_can_re_estimate_batchnorm_on_another_number_of_batches(searched, tmp_path):
+    table = write_table(tmp_path / "table.csv")
+    out = tmp_path / "rank_bn0.json"
+    result = command(
+        "dilnas.rank",
+        f"run_dir={searched}",
+        f"ground_truth={table}",
+        "bootstrap=20",
+        "bn_batches=0",
+        f"out={out}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["bn_batches"] == 0
+    # Without re-estimation the networks keep the supernet's statistics: other scores than the selection's.
+    selection = json.loads((searched / "arch.json").read_text())["search"]["selection"]
+    scores = {entry["arch"]: entry["heldout_miou"] for entry in report["archs"]}
+    differs = [abs(scores["-".join(map(str, e["rates"]))] - e["miou"]) > 1e-6 for e in selection]
+    assert any(differs)
+
+
+@pytest.mark.slow
 def test_rank_refuses_a_table_of_another_space_in_one_line(searched, tmp_path):
     table = write_table(tmp_path / "table.csv", [("1-7", 50.0, 51.0), ("2-2", 60.0, 61.0)])
     result = command("dilnas.rank", f"run_dir={searched}", f"ground_truth={table}")
