@@ -55,7 +55,7 @@ def test_validation_images_are_evaluated_at_the_preset_size(config: RetrainConfi
     dataset = build_dataset(config.data, "val", train=False)
     assert len(dataset) == 101
     image, label = dataset[0]
-    assert image.shape == (3, 192, 256) and label.shape == (192, 256)
+    assert image.shape == (3, 360, 480) and label.shape == (360, 480)  # native: the protocol evaluates there
     raw = np.array(Image.open(dataset.files[0][1]))
     # Void (11) is ignored, never a class: the share of ignored pixels follows the file's share of void.
     assert (label == IGNORE_INDEX).float().mean().item() == pytest.approx((raw == 11).mean(), abs=0.02)

@@ -1,0 +1,38 @@
+"""experiments/camvid/reevaluate.py: a grid's cells evaluated again from their final weights, as a table."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ENV, REPO
+
+SCRIPT = REPO / "experiments" / "camvid" / "reevaluate.py"
+TINY = '"trainer.max_steps=2","data.train_samples=16","data.val_samples=4","data.image_size=64","data.context_distance=8"'
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *map(str, args)], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_the_same_evaluation_gives_the_grids_numbers_and_adds_its_cost(tmp_path):
+    out = tmp_path / "grid"
+    grid = run("-m", "dilnas.grid", f"out={out}", "sample=2", "seeds=[0]", f"retrain=[{TINY}]")
+    assert grid.returncode == 0, grid.stderr[-2000:]
+    table = tmp_path / "again.csv"
+    again = run(SCRIPT, out, table, "--data", tmp_path / "unused")  # synthetic data: generated, no root
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.strip().endswith(f"{table}: 2 rows")
+    before = {(r["arch"], r["seed"]): r for r in csv.DictReader((out / "ground_truth.csv").open())}
+    after = {(r["arch"], r["seed"]): r for r in csv.DictReader(table.open())}
+    assert after.keys() == before.keys()
+    for key, row in after.items():
+        assert float(row["miou"]) == pytest.approx(float(before[key]["miou"]), abs=1e-3)  # deterministic
+        assert float(row["cpu_seconds"]) > float(before[key]["cpu_seconds"])  # the evaluation's cost added
+        assert row["run"] == before[key]["run"] and row["steps"] == before[key]["steps"]
