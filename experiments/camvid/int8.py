@@ -1,11 +1,12 @@
 """INT8 on real images: CamVid val mIoU of retrained camvid_lite networks, eager, as float ONNX and as INT8 ONNX
 (``dilnas-deploy format=onnx quantize=int8``), each run through onnxruntime on the CPU.
 
-    python experiments/camvid/int8.py OUT.csv RUN_DIR [RUN_DIR ...] [--data ../shared/data/camvid]
+    python experiments/camvid/int8.py OUT.csv RUN_DIR [RUN_DIR ...] [--data ../shared/data/camvid] [--short-side N]
 
-Each RUN_DIR is a dilnas-retrain run directory (its ``config.yaml`` gives the evaluation split and size, its
-``checkpoints/best.pt`` the weights). The INT8 model is calibrated on the first ``--calibration`` images of
-CamVid ``train`` at the evaluation size (192x256 for camvid_lite). Columns: run, arch, the three mIoUs, and the
+Each RUN_DIR is a dilnas-retrain run directory (its ``config.yaml`` gives the evaluation split, its
+``checkpoints/best.pt`` the weights); the evaluation is at native resolution (360x480), as the camvid_lite
+protocol's, or at ``--short-side``. The INT8 model is calibrated on the first ``--calibration`` images of
+CamVid ``train`` at the evaluation size. Columns: run, arch, the three mIoUs, and the
 share of val pixels the INT8 model labels as the float network does. The table is in
 ``experiments/camvid/README.md`` ("INT8").
 """
@@ -46,9 +47,9 @@ class OnnxNetwork(nn.Module):
         return onnx_forward(self.session, images)
 
 
-def measure(run: Path, data_root: Path, calibration: int) -> dict[str, object]:
+def measure(run: Path, data_root: Path, calibration: int, short_side: int | None) -> dict[str, object]:
     config = RunDir(run).read_config(RetrainConfig)
-    data = dataclasses.replace(config.data, root=str(data_root), num_workers=0)
+    data = dataclasses.replace(config.data, root=str(data_root), num_workers=0, eval_short_side=short_side)
     val = build_dataset(data, data.eval_split, train=False)
     loader = DataLoader(val, batch_size=1)
     model = load_model(None, run / "checkpoints" / "best.pt")
@@ -79,10 +80,13 @@ def main() -> None:
     parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/camvid"))
     parser.add_argument("--calibration", type=int, default=16)
+    parser.add_argument(
+        "--short-side", type=int, default=None, help="evaluation short side (default: native)"
+    )
     args = parser.parse_args()
     rows = []
     for run in args.runs:
-        rows.append(measure(run, args.data, args.calibration))
+        rows.append(measure(run, args.data, args.calibration, args.short_side))
         print(rows[-1], flush=True)
     with open(args.out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
