@@ -1,6 +1,6 @@
 """The ranking experiments' table: one row per search run with a ``rank.json`` (``dilnas-rank``).
 
-    python experiments/ground_truth/ranking/collect.py OUT.csv RUN_DIR [RUN_DIR ...]
+    python experiments/ground_truth/ranking/collect.py OUT.csv RUN_DIR [RUN_DIR ...] [--report rank.json]
 
 Columns: run (its folder name: variant_seed), the held-out scores' Kendall tau with its 90% interval, Spearman,
 top-5 overlap, the log-probabilities' and the held-out cross-entropy's Kendall tau, the table's seed ceiling,
@@ -9,9 +9,9 @@ and the search's CPU seconds.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 
 COLUMNS = (
@@ -28,8 +28,8 @@ COLUMNS = (
 )
 
 
-def row(run_dir: Path) -> dict[str, object]:
-    report = json.loads((run_dir / "rank.json").read_text(encoding="utf-8"))
+def row(run_dir: Path, name: str = "rank.json") -> dict[str, object]:
+    report = json.loads((run_dir / name).read_text(encoding="utf-8"))
     finals = [
         json.loads(line)
         for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
@@ -52,14 +52,17 @@ def row(run_dir: Path) -> dict[str, object]:
 
 
 def main() -> None:
-    if len(sys.argv) < 3:
-        sys.exit(__doc__.splitlines()[2].strip())
-    rows = [row(Path(path)) for path in sys.argv[2:] if (Path(path) / "rank.json").is_file()]
-    with open(sys.argv[1], "w", newline="", encoding="utf-8") as handle:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--report", default="rank.json", help="the report's file name in each run directory")
+    args = parser.parse_args()
+    rows = [row(run, args.report) for run in args.runs if (run / args.report).is_file()]
+    with open(args.out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    print(f"{sys.argv[1]}: {len(rows)} runs")
+    print(f"{args.out}: {len(rows)} runs")
 
 
 if __name__ == "__main__":
