@@ -8,7 +8,6 @@ The demo directory holds ``search/`` (the search run), ``arch.json`` (the export
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
 from dilnas.analysis.ground_truth import final_eval
@@ -53,7 +52,7 @@ def demo_summary(demo_dir: str | Path, ground_truth_dir: Path = GROUND_TRUTH_DIR
     table_path = ground_truth_dir / f"{recorded.get('space', '')}.csv"
     if keys and table_path.is_file():
         table = read_table(table_path, len(keys))
-        means = {key: statistics.fmean(result.mious) for key, result in table.items()}
+        means = {key: result.mean for key, result in table.items()}
         ordered = sorted(means, key=lambda key: means[key], reverse=True)
         if picked in means:
             baseline = rates_key([1] * len(keys))

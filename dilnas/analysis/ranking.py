@@ -127,6 +127,8 @@ def _heldout_scores(
     scores, losses = {}, {}
     for number, (arch, chosen) in enumerate(rates.items(), start=1):
         (scored,) = score_architectures(supernet, [chosen], batches, loader, data.class_names, device)
+        if "loss" not in scored:  # no labelled pixel in the held-out split
+            raise UserError(f"run_dir={run_dir.path}: its held-out split has no labelled pixels to score on")
         scores[arch], losses[arch] = float(scored["miou"]), float(scored["loss"])
         if progress is not None:
             progress(number, len(rates), arch, scores[arch])

@@ -8,12 +8,12 @@ Layout under ``root``::
     images/<split>/<name>.png (or .jpg, .jpeg)
     labels/<split>/<name>.png single-channel label maps of class ids, the same file stems
 
-or, instead of the folders of a split, a list file ``<split>.txt`` beside ``classes.yaml``: one sample per
-line, ``<image> <label>`` (or ``<image>`` alone for a split without labels), paths relative to the root or
-absolute; blank lines and lines starting with ``#`` are skipped.
+or, instead of the folders of a split, a list file ``lists/<split>.txt``: one sample per line, ``<image>
+<label>`` (or ``<image>`` alone for a split without labels), separated by white space (so paths without
+spaces), relative to the root or absolute; blank lines and lines starting with ``#`` are skipped.
 
-Splits are the folders under ``images/`` and the list files (``trainval`` joins train and val); a split
-without ``labels/<split>`` has no labels (prediction only). Labels hold the ids 0..N-1 and ``ignore_index``,
+Splits are the folders under ``images/`` and the list files under ``lists/`` (``trainval`` joins train and val;
+a split defined both ways is refused); a split without ``labels/<split>`` has no labels (prediction only). Labels hold the ids 0..N-1 and ``ignore_index``,
 anything else is refused.
 """
 
@@ -29,7 +29,7 @@ from dilnas.spec.labels import IGNORE_INDEX
 from dilnas.spec.reading import parse_yaml, read_text
 
 CLASSES_FILE = "classes.yaml"
-LIST_SUFFIX = ".txt"  # a split's list file: <root>/<split>.txt
+LISTS_DIR, LIST_SUFFIX = "lists", ".txt"  # a split's list file: <root>/lists/<split>.txt
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 RGB = tuple[int, int, int]
 
@@ -94,10 +94,16 @@ class FolderDataset(SegmentationDataset):
             f"class ids 0..{self.num_classes - 1} or {ignore} (ignored), as {CLASSES_FILE} lists"
         )
         images = folder / "images"
-        lists = {path.stem for path in folder.glob(f"*{LIST_SUFFIX}") if path.is_file()}
+        lists = {path.stem for path in (folder / LISTS_DIR).glob(f"*{LIST_SUFFIX}") if path.is_file()}
         if not lists:
             require_dir(images, self.layout(split))
         folders = {path.name for path in images.iterdir() if path.is_dir()} if images.is_dir() else set()
+        both = sorted(folders & lists)
+        if both:
+            raise DataError(
+                f"{folder}: split {both[0]} is both images/{both[0]}/ and {LISTS_DIR}/{both[0]}{LIST_SUFFIX}; "
+                "keep one of them"
+            )
         found = tuple(sorted(folders | lists))
         self.splits = (*found, "trainval") if {"train", "val"} <= set(found) else found
         super().__init__(folder, split, transform)
@@ -106,7 +112,7 @@ class FolderDataset(SegmentationDataset):
         return f"images/{part}/*.png (or .jpg) and labels/{part}/*.png (same file stems) under {self.root}"
 
     def list_split(self, part: str) -> list[tuple[Path, Path | None]]:
-        listed = self.root / f"{part}{LIST_SUFFIX}"
+        listed = self.root / LISTS_DIR / f"{part}{LIST_SUFFIX}"
         if listed.is_file():
             return read_list(listed, self.root)
         image_dir, label_dir = self.root / "images" / part, self.root / "labels" / part
@@ -134,6 +140,7 @@ def read_list(path: Path, root: Path) -> list[tuple[Path, Path | None]]:
     """The (image, label) pairs of a list file (module docstring), in its order; every file must exist, and
     either every line names a label or none does."""
     pairs: list[tuple[Path, Path | None]] = []
+    first = 0  # the line of the first sample
     for number, line in enumerate(read_text(path, "list").splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):
@@ -146,7 +153,8 @@ def read_list(path: Path, root: Path) -> list[tuple[Path, Path | None]]:
             if not file.is_file():
                 raise DataError(f"{where}: {file}: no such file")
         if pairs and (pairs[0][1] is None) != (len(files) == 1):
-            raise DataError(f"{where}: every line names a label, or none does (line 1 differs)")
+            raise DataError(f"{where}: every line names a label, or none does (line {first} differs)")
+        first = first or number
         pairs.append((files[0], files[1] if len(files) == 2 else None))
     if not pairs:
         raise DataError(f"{path}: no samples; expected lines '<image> <label>'")

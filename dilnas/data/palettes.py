@@ -17,7 +17,6 @@ import colorsys
 from collections.abc import Collection, Sequence
 
 import numpy as np
-from matplotlib.colors import CSS4_COLORS, to_rgb
 from PIL import Image, ImageDraw
 
 from dilnas.data import camvid, cityscapes
@@ -148,6 +147,8 @@ def _named_palette(class_names: Sequence[str]) -> list[RGB]:
 
 
 def _colour_of_name(name: str) -> RGB | None:
+    from matplotlib.colors import CSS4_COLORS, to_rgb  # here: the commands' start-up does not pay for it
+
     key = name.lower().replace(" ", "").replace("_", "")
     if key not in CSS4_COLORS or key in {"black"}:  # black is the colour of "no class"
         return None

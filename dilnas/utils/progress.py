@@ -10,6 +10,7 @@ the machine's load shows within a few updates. ``DILNAS_PROGRESS=0`` turns the b
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -42,9 +43,11 @@ def progress_bar(
 
 @contextlib.contextmanager
 def bars_beside_logging(bar: tqdm) -> Iterator[None]:
-    """While ``bar`` shows, route the console's log lines through tqdm, so a log line never cuts a bar."""
+    """While ``bar`` shows, route the console's log lines through tqdm, so a log line never cuts a bar (the
+    root logger's handlers, which Hydra's commands log through, and the ``dilnas`` logger's own, which the
+    Python API gives it)."""
     if bar.disable:
         yield
         return
-    with logging_redirect_tqdm():
+    with logging_redirect_tqdm(loggers=[logging.getLogger(), logging.getLogger("dilnas")]):
         yield

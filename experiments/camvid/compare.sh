@@ -3,8 +3,10 @@
 # the rule's pick, which search.select_top=1 would keep: the selection records it) and random search at equal
 # compute, each in OUT/<method>/<seed>, with search.heldout_seed equal to the seed.
 #   experiments/camvid/compare.sh OUT SEED [SEED ...]     (from the repository root; resumable)
-# Then, once every pick is in the ground truth (dilnas-grid include=[OUT/*/*/arch.json]):
-#   python experiments/ground_truth/compare.py OUT experiments/ground_truth/camvid_lite.csv
+# A search that was stopped continues from its checkpoint (resume=true; a fresh directory just starts). Then,
+# once every pick is in the ground truth (dilnas-grid include=[OUT/*/*/arch.json]), the paired table (the kept
+# and the rule's picks, regret against the table):
+#   python experiments/ground_truth/paired.py OUT experiments/ground_truth/camvid_lite.csv
 set -euo pipefail
 OUT=${1:?usage: $0 OUT SEED [SEED ...]}
 shift
@@ -20,7 +22,7 @@ run() {  # run METHOD SEED OVERRIDES...
   mkdir -p "$OUT/$method"
   echo "compare: $method seed $seed"
   $PYTHON -m dilnas.search +experiment=camvid_lite_search data.root="$DATA" seed="$seed" \
-    search.heldout_seed="$seed" "$@" hydra.run.dir="$dir" > "$dir.log" 2>&1
+    search.heldout_seed="$seed" resume=true "$@" hydra.run.dir="$dir" >> "$dir.log" 2>&1
 }
 for seed in "$@"; do
   run default "$seed"

@@ -41,7 +41,7 @@ def main() -> None:
     torch.set_num_threads(1)  # the grid's cells ran on one thread; their cost stays comparable
     rows = []
     for row in collect(args.grid):
-        if row.run is None or not (args.grid / row.run / "checkpoints" / "best.pt").is_file():
+        if row.run is None or not (args.grid / row.run / "checkpoints" / "last.pt").is_file():
             raise SystemExit(
                 f"{args.grid}: the cell {row.arch} seed {row.seed} has no checkpoint to evaluate"
             )
@@ -51,7 +51,7 @@ def main() -> None:
             config.data, root=str(args.data), num_workers=0, eval_short_side=args.short_side
         )
         val = build_dataset(data, data.eval_split, train=False)
-        model = load_model(None, run / "checkpoints" / "best.pt")
+        model = load_model(None, run / "checkpoints" / "last.pt")  # the final weights
         start = time.process_time()
         miou = evaluate(
             model, DataLoader(val, batch_size=1), len(val.class_names), torch.device("cpu")

@@ -95,11 +95,13 @@ def test_a_list_file_names_the_samples_of_a_split(tmp_path):
     (root / "test").mkdir()
     write_png(root / "test" / "a.png", random_image(9, 24, 32))
     # Relative and absolute paths, comments and blank lines; the list's order is kept.
-    (root / "picked.txt").write_text(
+    (root / "lists").mkdir()
+    (root / "lists" / "picked.txt").write_text(
         "# two of the training images\n"
         f"images/train/f002.png labels/train/f002.png\n\n{root}/images/train/f000.png labels/train/f000.png\n"
     )
-    (root / "test.txt").write_text("test/a.png\n")  # no labels: prediction only
+    (root / "lists" / "test.txt").write_text("test/a.png\n")  # no labels: prediction only
+    (root / "notes.txt").write_text("not a split\n")  # only lists/ holds list files
     picked = FolderDataset(root, "picked")
     assert set(picked.splits) == {"train", "val", "trainval", "picked", "test"}
     assert [image.name for image, _ in picked.files] == ["f002.png", "f000.png"]
@@ -111,13 +113,20 @@ def test_a_list_file_names_the_samples_of_a_split(tmp_path):
             "images/train/nope.png labels/train/f002.png\n",
             "picked.txt:1: " + str(root / "images/train/nope.png"),
         ),
-        ("images/train/f002.png labels/train/f002.png\nimages/train/f000.png\n", "picked.txt:2: every line"),
+        (
+            "# a comment\nimages/train/f002.png labels/train/f002.png\nimages/train/f000.png\n",
+            "picked.txt:3: every line names a label, or none does (line 2 differs)",
+        ),
         ("# nothing\n", "picked.txt: no samples"),
     ):
-        (root / "picked.txt").write_text(content)
+        (root / "lists" / "picked.txt").write_text(content)
         with pytest.raises(DataError) as caught:
             FolderDataset(root, "picked")
         assert message in str(caught.value) and "\n" not in str(caught.value)
+    # A split given both ways is ambiguous: refused, naming both.
+    (root / "lists" / "train.txt").write_text("images/train/f000.png labels/train/f000.png\n")
+    with pytest.raises(DataError, match=r"split train is both images/train/ and lists/train.txt; keep one"):
+        FolderDataset(root, "val")
 
 
 def test_the_data_config_builds_it_with_the_usual_transforms(tmp_path):

@@ -45,6 +45,7 @@ def test_no_bar_when_not_a_terminal_or_turned_off(monkeypatch, terminal):
     monkeypatch.setenv(OFF, "0")
     with progress_bar(3, "train") as bar:
         bar.update(3)
+    monkeypatch.delenv(OFF)
     with progress_bar(3, "train", enabled=False) as bar:  # a DDP rank other than 0
         bar.update(3)
     assert shown.getvalue() == ""

@@ -11,8 +11,9 @@ mkdir -p "$OUT"
 variant() {  # variant NAME OVERRIDES...
   local name=$1; shift
   local run=$OUT/$name
-  [ -f "$run/arch.json" ] || $PYTHON -m dilnas.search search.space=synthetic_deep "$@" hydra.run.dir="$run" \
-    > "$run.search.log" 2>&1
+  # resume=true: a search that was stopped continues from its checkpoint (a fresh directory just starts)
+  [ -f "$run/arch.json" ] || $PYTHON -m dilnas.search search.space=synthetic_deep "$@" resume=true \
+    hydra.run.dir="$run" >> "$run.search.log" 2>&1
   [ -f "$run/rank.json" ] || $PYTHON -m dilnas.rank run_dir="$run" ground_truth=$TABLE > "$run.rank.log" 2>&1
 }
 variant default_s0 seed=0
