@@ -41,19 +41,19 @@ class Prediction:
     overlay: Path  # <stem>_overlay.png
 
 
-def find_images(images: str | os.PathLike) -> list[Path]:
+def find_images(images: str | os.PathLike, setting: str = "images") -> list[Path]:
     """The image files of ``images``: a folder's .png/.jpg/.jpeg files (not its subfolders), or the files a
-    glob pattern matches (``**`` included); sorted. UserError when there are none."""
+    glob pattern matches (``**`` included); sorted. UserError, naming the ``setting``, when there are none."""
     text = os.path.expanduser(str(images))
     if Path(text).is_dir():
         found = [p for p in Path(text).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
         if not found:
-            raise UserError(f"images={images}: the folder holds no {', '.join(IMAGE_SUFFIXES)} files")
+            raise UserError(f"{setting}={images}: the folder holds no {', '.join(IMAGE_SUFFIXES)} files")
         return sorted(found)
     found = [Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()]
     if not found:
         raise UserError(
-            f"images={images}: no file matches (expected a folder of images or a glob such as 'photos/*.jpg')"
+            f"{setting}={images}: no file matches (expected a folder of images or a glob such as 'photos/*.jpg')"
         )
     return sorted(found)
 
@@ -63,12 +63,14 @@ def calibration_images(
     count: int,
     mean: Sequence[float],
     std: Sequence[float],
-    size: tuple[int, int],
+    size: tuple[int, int] | None = None,
+    skip: int = 0,
+    setting: str = "calibration",
 ) -> list[torch.Tensor]:
-    """The first ``count`` images of ``images`` (``find_images``) as the network sees them: each resized to
-    ``size`` and normalised, a (1, 3, H, W) tensor."""
+    """Images ``skip`` to ``skip + count`` of ``images`` (``find_images``, sorted) as the network sees them:
+    each normalised and, with a ``size``, resized to it, a (1, 3, H, W) tensor."""
     tensors = []
-    for path in find_images(images)[:count]:
+    for path in find_images(images, setting)[skip : skip + count]:
         pixels = read_image(path, READABLE)
         image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float().div_(255.0)
         no_label = torch.full(pixels.shape[:2], IGNORE_INDEX, dtype=torch.int64)

@@ -116,28 +116,32 @@ def write_int8_onnx(
     min_agreement: float,
     input_size: Sequence[int],
     seed: int = 0,
+    check: Sequence[torch.Tensor] | None = None,
 ) -> float:
     """Write the INT8 ONNX model of ``eager``'s deploy-mode network to ``out``, atomically, once the written
     file, loaded back in onnxruntime, predicts the same class as the eager network on at least
-    ``min_agreement`` of the calibration images' pixels (else UserError, nothing written); returns the
-    agreement. The float model is exported at ``input_size`` (the file takes any size)."""
+    ``min_agreement`` of the pixels of the ``check`` images (None: the calibration images) (else UserError,
+    nothing written); returns the agreement. The float model is exported at ``input_size`` (the file takes any
+    size)."""
     eager = eager.cpu().eval()
     deployed = deploy_model(eager)
     (example, _) = check_inputs(input_size, eager.spec.stem.in_channels, seed)
     data = quantize_int8(onnx_bytes(deployed, example), calibration)
     measured: list[float] = []
 
-    def check(path: Path) -> None:
+    def verify(path: Path) -> None:
         session = onnx_session(path)
-        agreement = label_agreement(eager, lambda images: onnx_forward(session, images), calibration)
+        images = check if check is not None else calibration
+        agreement = label_agreement(eager, lambda batch: onnx_forward(session, batch), images)
         measured.append(agreement)
         if not agreement >= min_agreement:  # nan fails too
+            which = "check" if check is not None else "calibration"
             raise UserError(
                 f"{out}: the int8 model predicts the float network's class on {agreement:.2%} of the pixels of "
-                f"{len(calibration)} calibration images (allowed: at least {min_agreement:.2%}); nothing written"
+                f"{len(images)} {which} images (allowed: at least {min_agreement:.2%}); nothing written"
             )
 
-    atomic_write(out, lambda handle: handle.write(data), check)
+    atomic_write(out, lambda handle: handle.write(data), verify)
     return measured[0]
 
 

@@ -146,7 +146,18 @@ class DeployConfig:
     calibration: str | None = setting(
         None, "quantize=int8: training images (a folder or a glob) that calibrate and check the int8 model"
     )
-    calibration_images: int = setting(16, "quantize=int8: how many of them (the first, sorted)", low=1)
+    calibration_images: int = setting(
+        16, "quantize=int8: how many of them calibrate (the first, sorted)", low=1
+    )
+    check_images: int = setting(
+        4, "quantize=int8: the next images, which check the labels (0: the calibration images)", low=0
+    )
+    calibration_size: list[int] | None = setting(
+        None,
+        "quantize=int8: [HEIGHT, WIDTH] the images are resized to (null: their own size)",
+        low=1,
+        length=2,
+    )
     min_agreement: float = setting(
         0.95, "quantize=int8: least share of pixels labelled as the float network labels them", low=0, high=1
     )

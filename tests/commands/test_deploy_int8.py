@@ -45,6 +45,10 @@ def test_calibration_images_are_the_first_ones_resized_and_normalised(trained):
     assert (
         float(min(image.min() for image in images)) >= -2.01 and float(max(i.max() for i in images)) <= 2.01
     )
+    rest = calibration_images(trained / "images", 4, [0.5] * 3, [0.25] * 3, skip=4)  # their own size
+    assert len(rest) == 2 and all(image.shape == (1, 3, 48, 64) for image in rest)
+    with pytest.raises(UserError, match=r"^calibration=.*: the folder holds no"):
+        calibration_images(trained, 4, [0.5] * 3, [0.25] * 3)  # names the setting, not images=
 
 
 def test_label_agreement_counts_pixels():
@@ -78,13 +82,16 @@ def test_deploy_int8_writes_a_quantized_model_that_labels_like_the_float_one(tra
         "quantize=int8",
         f"calibration={trained / 'images'}",
         "calibration_images=4",
+        "check_images=2",
+        "calibration_size=[48,64]",
         "input_size=[48,64]",
         "min_agreement=0.5",
         f"out={out}",
     )
     assert result.returncode == 0, result.stderr
     assert "as ONNX int8 (opset 18, QDQ)" in result.stdout and "calibrated on 4 images" in result.stdout
-    agreement = float(result.stdout.split("float network does ")[1].split("%")[0]) / 100
+    assert "on 2 other images it labels" in result.stdout  # checked on images it was not calibrated on
+    agreement = float(result.stdout.split("it labels ")[1].split("%")[0]) / 100
     assert 0.5 <= agreement <= 1.0
     import onnx
 
@@ -94,8 +101,8 @@ def test_deploy_int8_writes_a_quantized_model_that_labels_like_the_float_one(tra
     images = torch.randn(2, 3, 37, 51)  # any batch and size, like the float file
     assert onnx_forward(session, images).shape == (2, 3, 37, 51)
     eager = load_model(TINY, trained / "best.pt")
-    calibration = calibration_images(trained / "images", 4, *_imagenet(), (48, 64))
-    measured = label_agreement(eager, lambda x: onnx_forward(session, x), calibration)
+    check = calibration_images(trained / "images", 2, *_imagenet(), (48, 64), skip=4)
+    measured = label_agreement(eager, lambda x: onnx_forward(session, x), check)
     assert measured == pytest.approx(agreement, abs=1e-4)
 
 
