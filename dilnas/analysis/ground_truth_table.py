@@ -15,7 +15,7 @@ from typing import Any
 
 from dilnas.spec.gapless import parse_rates_key
 from dilnas.utils.errors import UserError
-from dilnas.utils.files import atomic_write_text
+from dilnas.utils.files import atomic_write_csv
 
 # resumes, cpu_model, torch_version and threads: what the run recorded (empty in tables older than them)
 COLUMNS = (
@@ -148,12 +148,8 @@ class _Cells:
 
 
 def write_table(rows: Sequence[GridRow], path: Path) -> Path:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: _cell(value) for key, value in asdict(row).items()})
-    return atomic_write_text(path, buffer.getvalue())
+    cells = [{key: _cell(value) for key, value in asdict(row).items()} for row in rows]
+    return atomic_write_csv(path, COLUMNS, cells)
 
 
 def _cell(value: Any) -> Any:

@@ -25,13 +25,12 @@ from typing import Any
 
 from dilnas.data.common import DataError, SegmentationDataset, label_lookup_table, list_pairs, require_dir
 from dilnas.data.transforms import PairTransform
-from dilnas.spec.labels import IGNORE_INDEX
+from dilnas.spec.labels import IGNORE_INDEX, RGB, as_palette, palette_problem
 from dilnas.spec.reading import parse_yaml, read_text
 
 CLASSES_FILE = "classes.yaml"
 LISTS_DIR, LIST_SUFFIX = "lists", ".txt"  # a split's list file: <root>/lists/<split>.txt
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-RGB = tuple[int, int, int]
 
 
 def read_classes(root: Path) -> tuple[tuple[str, ...], int, tuple[RGB, ...] | None]:
@@ -64,18 +63,11 @@ def read_classes(root: Path) -> tuple[tuple[str, ...], int, tuple[RGB, ...] | No
 def _read_palette(palette: Any, count: int, path: Path) -> tuple[RGB, ...] | None:
     if palette is None:
         return None
-    expected = f"expected {count} colours, one [red, green, blue] of integers 0..255 per class, in id order"
-    if not isinstance(palette, list) or len(palette) != count:
-        found = f"{len(palette)} entries" if isinstance(palette, list) else repr(palette)
-        raise DataError(f"{path}: palette: {found}; {expected}")
-    for index, colour in enumerate(palette):
-        if not (
-            isinstance(colour, list)
-            and len(colour) == 3
-            and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in colour)
-        ):
-            raise DataError(f"{path}: palette[{index}]: {colour!r}; {expected}")
-    return tuple((c[0], c[1], c[2]) for c in palette)
+    problem = palette_problem(palette, count)
+    if problem is not None:
+        where = "palette" if problem.startswith("[") else "palette: "  # palette[3]: ... or palette: 2 entries
+        raise DataError(f"{path}: {where}{problem}")
+    return as_palette(palette)
 
 
 class FolderDataset(SegmentationDataset):

@@ -19,6 +19,7 @@ from dilnas.models.official import from_official_state_dict
 from dilnas.models.regseg import RegSeg
 from dilnas.models.weights import check_fits, derived_state_dict, is_supernet_state, shapes
 from dilnas.spec.arch import ArchSpec, load_arch
+from dilnas.spec.labels import RGB, as_palette, palette_problem
 from dilnas.spec.space import branch_key, parse_branch_key
 from dilnas.utils.checkpoints import load_checkpoint
 from dilnas.utils.errors import UserError
@@ -28,7 +29,6 @@ ARCH_ENTRY = "arch"  # a retraining checkpoint's architecture (JSON text)
 NORMALISATION_ENTRY = "normalisation"  # the mean and std the run's data was normalised with
 CLASSES_ENTRY = "class_names"  # the run's class names in id order (predict colours and lists them)
 COLOURS_ENTRY = "class_colours"  # the data's own RGB colour per class, where it declares them
-RGB = tuple[int, int, int]
 
 
 def arch_entry(spec: ArchSpec) -> dict[str, str]:
@@ -120,14 +120,9 @@ def class_entries(
 def recorded_class_colours(obj: Mapping[str, Any] | None, num_classes: int) -> tuple[RGB, ...] | None:
     """The class colours a dilnas checkpoint records (``num_classes`` RGB triples of 0..255), else None."""
     entry = (obj or {}).get(COLOURS_ENTRY)
-    if not isinstance(entry, (list, tuple)) or len(entry) != num_classes:
+    if entry is None or palette_problem(entry, num_classes) is not None:
         return None
-    if not all(
-        isinstance(c, (list, tuple)) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
-        for c in entry
-    ):
-        return None
-    return tuple((c[0], c[1], c[2]) for c in entry)
+    return as_palette(entry)
 
 
 def recorded_class_names(obj: Mapping[str, Any] | None, num_classes: int) -> tuple[str, ...] | None:

@@ -14,7 +14,6 @@ share of val pixels the INT8 model labels as the float network does. The table i
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -32,6 +31,7 @@ from dilnas.spec.options import RetrainConfig
 from dilnas.spec.tool_options import DeployFormat
 from dilnas.train.run_dir import RunDir
 from dilnas.train.trainer import evaluate
+from dilnas.utils.files import atomic_write_csv
 
 COLUMNS = ("run", "arch", "eager_miou", "onnx_fp32_miou", "onnx_int8_miou", "int8_label_agreement")
 
@@ -88,10 +88,7 @@ def main() -> None:
     for run in args.runs:
         rows.append(measure(run, args.data, args.calibration, args.short_side))
         print(rows[-1], flush=True)
-    with open(args.out, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    atomic_write_csv(args.out, COLUMNS, rows)
 
 
 if __name__ == "__main__":

@@ -23,15 +23,22 @@ from dilnas.analysis.sweep_summary import collect_runs
 from dilnas.spec.arch import load_arch
 from dilnas.spec.gapless import rates_key
 from dilnas.train.selection import recorded_selection
+from dilnas.utils.errors import UserError
 
 
 def picks(method_dir: Path) -> dict[str, dict[int, str]]:
     """{method name: {seed: rates key}} of one method directory: the kept picks, and the rule's picks where
-    the runs recorded a selection."""
+    the runs recorded a selection; nothing while no run of the method has finished."""
+    if not any(method_dir.rglob("arch.json")):
+        return {}
     _, runs = collect_runs(method_dir)
     kept: dict[int, str] = {}
     rule: dict[int, str] = {}
     for run in runs:
+        if not Path(run.run).name.isdigit():
+            raise SystemExit(
+                f"{method_dir / run.run}: a run directory is named by its seed (e.g. {method_dir}/100)"
+            )
         seed = int(Path(run.run).name)
         kept[seed] = rates_key(list(run.rates.values()))
         selection = recorded_selection(load_arch(method_dir / run.run / "arch.json"))
@@ -52,8 +59,9 @@ def main() -> None:
     methods: dict[str, dict[int, str]] = {}
     for method_dir in sorted(path for path in args.runs.iterdir() if path.is_dir()):
         methods.update(picks(method_dir))
-    if args.baseline not in methods:
-        raise SystemExit(f"{args.runs}: no {args.baseline}/ among {', '.join(sorted(methods))}")
+    if not methods.get(args.baseline):
+        found = ", ".join(sorted(methods)) or "nothing"
+        raise SystemExit(f"{args.runs}: no finished run in {args.baseline}/ (found: {found})")
     branches = len(next(iter(methods[args.baseline].values())).split("-"))
     table = read_table(args.table, branches)
     regrets: dict[str, dict[int, float]] = {}
@@ -93,4 +101,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as error:  # a table or a run directory the library refuses: one line, no traceback
+        raise SystemExit(f"paired.py: error: {error}") from None

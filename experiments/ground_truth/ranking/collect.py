@@ -10,9 +10,10 @@ and the search's CPU seconds.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
+
+from dilnas.utils.files import atomic_write_csv
 
 COLUMNS = (
     "run",
@@ -58,10 +59,7 @@ def main() -> None:
     parser.add_argument("--report", default="rank.json", help="the report's file name in each run directory")
     args = parser.parse_args()
     rows = [row(run, args.report) for run in args.runs if (run / args.report).is_file()]
-    with open(args.out, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    atomic_write_csv(args.out, COLUMNS, rows)
     print(f"{args.out}: {len(rows)} runs")
 
 
