@@ -4,7 +4,7 @@
     python experiments/camvid/int8.py OUT.csv RUN_DIR [RUN_DIR ...] [--data ../shared/data/camvid] [--short-side N]
 
 Each RUN_DIR is a dilnas-retrain run directory (its ``config.yaml`` gives the evaluation split, its
-``checkpoints/best.pt`` the weights); the evaluation is at native resolution (360x480), as the camvid_lite
+``checkpoints/last.pt`` the final weights); the evaluation is at native resolution (360x480), as the camvid_lite
 protocol's, or at ``--short-side``. The INT8 model is calibrated on the first ``--calibration`` images of
 CamVid ``train`` at the evaluation size. Columns: run, arch, the three mIoUs, and the
 share of val pixels the INT8 model labels as the float network does. The table is in
@@ -14,7 +14,6 @@ share of val pixels the INT8 model labels as the float network does. The table i
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -23,13 +22,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dilnas.analysis.predictions import calibration_images, input_normalisation
-from dilnas.data.factory import build_dataset
+from dilnas.analysis.run_evaluation import evaluation_set, final_network
 from dilnas.models.deploy_formats import onnx_forward, onnx_session, write_deployable
-from dilnas.models.initialize import load_model
 from dilnas.models.quantize import label_agreement, write_int8_onnx
-from dilnas.spec.options import RetrainConfig
 from dilnas.spec.tool_options import DeployFormat
-from dilnas.train.run_dir import RunDir
 from dilnas.train.trainer import evaluate
 from dilnas.utils.files import atomic_write_csv
 
@@ -48,11 +44,9 @@ class OnnxNetwork(nn.Module):
 
 
 def measure(run: Path, data_root: Path, calibration: int, short_side: int | None) -> dict[str, object]:
-    config = RunDir(run).read_config(RetrainConfig)
-    data = dataclasses.replace(config.data, root=str(data_root), num_workers=0, eval_short_side=short_side)
-    val = build_dataset(data, data.eval_split, train=False)
+    val = evaluation_set(run, data_root, short_side)
     loader = DataLoader(val, batch_size=1)
-    model = load_model(None, run / "checkpoints" / "best.pt")
+    model = final_network(run)
     size = tuple(val[0][0].shape[-2:])
     mean, std, _ = input_normalisation(model.normalisation, None, None)
     images = calibration_images(data_root / "train", calibration, mean, std, (size[0], size[1]))

@@ -22,10 +22,7 @@ from torch.utils.data import DataLoader
 
 from dilnas.analysis.ground_truth import collect
 from dilnas.analysis.ground_truth_table import write_table
-from dilnas.data.factory import build_dataset
-from dilnas.models.initialize import load_model
-from dilnas.spec.options import RetrainConfig
-from dilnas.train.run_dir import RunDir
+from dilnas.analysis.run_evaluation import evaluation_set, final_network
 from dilnas.train.trainer import evaluate
 
 
@@ -46,12 +43,8 @@ def main() -> None:
                 f"{args.grid}: the cell {row.arch} seed {row.seed} has no checkpoint to evaluate"
             )
         run = args.grid / row.run
-        config = RunDir(run).read_config(RetrainConfig)
-        data = dataclasses.replace(
-            config.data, root=str(args.data), num_workers=0, eval_short_side=args.short_side
-        )
-        val = build_dataset(data, data.eval_split, train=False)
-        model = load_model(None, run / "checkpoints" / "last.pt")  # the final weights
+        val = evaluation_set(run, args.data, args.short_side)
+        model = final_network(run)
         start = time.process_time()
         miou = evaluate(
             model, DataLoader(val, batch_size=1), len(val.class_names), torch.device("cpu")
