@@ -20,7 +20,7 @@ from dilnas.spec.space import SearchSpace
 from dilnas.train.run_dir import RunDir, RunRecord
 from dilnas.train.sampling import dataset_length
 from dilnas.train.search_trainer import SearchData
-from dilnas.train.trainer import Recipe, TrainData, Trainer, TrainSetup
+from dilnas.train.trainer import Recipe, Trainer, TrainSetup
 from dilnas.utils.seeds import RANDOM_ARCHS, derive_seed
 
 log = logging.getLogger("dilnas")
@@ -79,9 +79,7 @@ def random_search(
         run_dir = RunDir(setup.run_dir.path / CANDIDATES / f"{index}-{rates_key(rates)}")
         trainer = HeldoutTrainer(
             RegSeg(arch),
-            TrainData(
-                data.train_set, data.heldout_eval, data.class_names, data.num_workers, data.class_colours
-            ),
+            data.as_train_data(),
             dataclasses.replace(setup, run_dir=run_dir),
             dataclasses.replace(recipe, trainer=trainer_config),
         )

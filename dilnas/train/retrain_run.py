@@ -99,7 +99,11 @@ def _run_retrain(
     eval_set = build_dataset(config.data, config.data.eval_split, train=False)
     spec = fit_classes(spec, train_set, config.data.name.value)
     data = TrainData(
-        train_set, eval_set, train_set.class_names, config.data.num_workers, train_set.class_colours
+        train_set,
+        eval_set,
+        train_set.class_names,
+        num_workers=config.data.num_workers,
+        class_colours=train_set.class_colours,
     )
     return train(config, spec, data, TrainSetup(run_dir, device, config.seed, info), record)
 

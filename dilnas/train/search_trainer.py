@@ -53,6 +53,16 @@ class SearchData:
     num_workers: int = 0
     class_colours: Sequence[tuple[int, int, int]] | None = None  # the data's own colours, if it has them
 
+    def as_train_data(self) -> TrainData:
+        """The trainer's view: the weights train on ``train_set``, evaluations score ``heldout_eval``."""
+        return TrainData(
+            self.train_set,
+            self.heldout_eval,
+            self.class_names,
+            num_workers=self.num_workers,
+            class_colours=self.class_colours,
+        )
+
 
 class SearchTrainer(Trainer):
     """The bilevel search: ``Trainer``'s loop over the supernet's weights, with an ``Architect`` step of the
@@ -70,9 +80,7 @@ class SearchTrainer(Trainer):
             raise UserError("trainer.sync_bn=true does not work with search.relaxation=gumbel: use softmax")
         super().__init__(
             supernet,
-            TrainData(
-                data.train_set, data.heldout_eval, data.class_names, data.num_workers, data.class_colours
-            ),
+            data.as_train_data(),
             setup,
             recipe,
             exclude=supernet.arch_parameters(),
