@@ -81,20 +81,16 @@ def _deploy_int8(model: RegSeg, config: DeployConfig) -> list[Check]:
     mean, std, note = input_normalisation(model.normalisation, None, None)
     source = config.calibration
     assert source is not None  # checked by deploy
-    size = (config.calibration_size[0], config.calibration_size[1]) if config.calibration_size else None
-    calibration = calibration_images(source, config.calibration_images, mean, std, size)
-    check = calibration_images(source, config.check_images, mean, std, size, skip=len(calibration))
+    height, width = config.input_size
+    calibration = calibration_images(source, config.calibration_images, mean, std, (height, width))
+    check = calibration_images(source, config.check_images, mean, std, (height, width), skip=len(calibration))
     checked = f"{len(check)} other images" if check else f"the {len(calibration)} calibration images"
-    example = (config.input_size[0], config.input_size[1])
-    agreement = write_int8_onnx(
-        model, config.out, calibration, config.min_agreement, example, config.seed, check=check or None
-    )
-    at = f"{size[0]}x{size[1]}" if size else "their own size"
+    agreement = write_int8_onnx(model, config.out, calibration, config.min_agreement, check=check or None)
     print(
-        f"{Path(config.out)}: {model.spec.name} as ONNX int8 (opset {OPSET}, QDQ), images (N,3,H,W) -> logits "
-        f"(N,{model.spec.num_classes},H,W); calibrated on {len(calibration)} images of {source} at {at}; on "
-        f"{checked} it labels {agreement:.2%} of the pixels as the float network does (allowed: at least "
-        f"{config.min_agreement:.2%})"
+        f"{Path(config.out)}: {model.spec.name} as ONNX int8 (opset {OPSET}, QDQ), images (1,3,{height},{width}) "
+        f"-> logits (1,{model.spec.num_classes},{height},{width}), this input size only; calibrated on "
+        f"{len(calibration)} images of {source} resized to it; on {checked} it labels {agreement:.2%} of the "
+        f"pixels as the float network does (allowed: at least {config.min_agreement:.2%})"
     )
     print(f"{Path(config.out)}: feed it images {note}")
     return []

@@ -7,6 +7,7 @@ its released checkpoints map onto these modules key by key (see ``dilnas.models.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # A block's BatchNorm, or the nn.Identity that ``dilnas.models.deploy`` leaves once it has folded it.
@@ -44,8 +45,12 @@ class ConvBnAct(nn.Module):
 class SqueezeExcite(nn.Module):
     """Channel gate: global average pool, 1x1 (with bias) to ``squeeze_chs``, ReLU, 1x1 back, sigmoid.
 
-    RegSeg squeezes to a quarter of the block's INPUT width, not its output width.
+    RegSeg squeezes to a quarter of the block's INPUT width, not its output width. ``pool_by_kernel``: the
+    average as an average pool whose kernel is the whole map (the same numbers; an ONNX ``AveragePool`` of a
+    fixed size, which onnxruntime runs in INT8, where the mean becomes a float ``ReduceMean``).
     """
+
+    pool_by_kernel = False
 
     def __init__(self, chs: int, squeeze_chs: int):
         super().__init__()
@@ -54,7 +59,10 @@ class SqueezeExcite(nn.Module):
         self.conv2 = nn.Conv2d(squeeze_chs, chs, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = x.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
+        if self.pool_by_kernel:
+            gate = F.avg_pool2d(x, kernel_size=(x.shape[2], x.shape[3]))
+        else:
+            gate = x.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
         gate = torch.sigmoid(self.conv2(self.act(self.conv1(gate))))
         return x * gate
 

@@ -1,18 +1,26 @@
 """INT8 deployment: onnxruntime's static quantization of the deploy-mode ONNX model, calibrated on real images,
 checked against the float model before it is written.
 
-``quantize_int8`` takes the float ONNX model (``dilnas.models.deploy_formats.onnx_bytes``, dynamic batch, height
-and width) and calibration images (normalised, as the network sees them), and returns the quantized model:
-QDQ format (QuantizeLinear/DequantizeLinear pairs that onnxruntime fuses into integer kernels where it has
-them), signed 8-bit weights per output channel, unsigned 8-bit activations with ranges from the calibration
-images (MinMax). ``label_agreement`` is the check: the share of pixels whose predicted class (the argmax of the
-logits) is the same for both models. Why the numbers are what they are, and how fast it runs:
-``experiments/camvid/README.md`` ("INT8").
+``int8_network`` prepares the deploy-mode network for it: every squeeze-excitation average becomes an average
+pool over the whole map (``SqueezeExcite.pool_by_kernel``, the same numbers), which exports as an ONNX
+``AveragePool`` that onnxruntime runs in INT8; as a plain mean it is a float ``ReduceMean`` on dequantized maps,
+and took a fifth of the INT8 model's time. An average pool of the whole map needs the map's size, so the INT8
+file is exported for one input size (``input_size``, batch 1).
+
+``quantize_int8`` takes that float ONNX model (``dilnas.models.deploy_formats.onnx_bytes``) and calibration
+images (normalised, as the network sees them, at that size) and returns the quantized model: QDQ format
+(QuantizeLinear/DequantizeLinear pairs that onnxruntime fuses into integer kernels), signed 8-bit weights per
+output channel, unsigned 8-bit activations with ranges from the calibration images (MinMax). The classifier
+and the last resize stay in float (``float_head``): the logits are the output, and quantizing them only adds a
+conversion before the float resize to the input size. ``label_agreement`` is the check: the share of pixels
+whose predicted class (the argmax of the logits) is the same for both models. Why the numbers are what they
+are, and how fast it runs: ``experiments/camvid/README.md`` ("INT8").
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import tempfile
@@ -24,10 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from dilnas.models.blocks import SqueezeExcite
 from dilnas.models.deploy import deploy_model
 from dilnas.models.deploy_formats import (
     INPUT_NAME,
-    check_inputs,
     onnx_bytes,
     onnx_forward,
     onnx_session,
@@ -55,9 +63,28 @@ def _quiet_quantizer() -> Iterator[None]:
         root.setLevel(level)
 
 
+def int8_network(deployed: nn.Module) -> nn.Module:
+    """A copy of the deploy-mode network whose squeeze-excitation averages export as average pools."""
+    network = copy.deepcopy(deployed).eval()
+    for module in network.modules():
+        if isinstance(module, SqueezeExcite):
+            module.pool_by_kernel = True
+    return network
+
+
+def float_head(model: Any) -> list[str]:
+    """The names of the ONNX nodes that stay in float: the last convolution (the classifier) and the last
+    resize (the logits to the input size)."""
+    last = {}
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "Resize"):
+            last[node.op_type] = node.name
+    return list(last.values())
+
+
 def quantize_int8(float_model: bytes, calibration: Sequence[torch.Tensor]) -> bytes:
     """The INT8 (QDQ) model of the serialized float ONNX model ``float_model``, its activation ranges calibrated
-    on ``calibration`` (each a (1, 3, H, W) normalised image)."""
+    on ``calibration`` (each a (1, 3, H, W) normalised image of the model's input size), its head in float."""
     require_onnx("quantize=int8")
     if not calibration:
         raise UserError("quantize=int8 needs at least one calibration image")
@@ -80,6 +107,8 @@ def quantize_int8(float_model: bytes, calibration: Sequence[torch.Tensor]) -> by
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         except Exception:
             prepared = source
+        import onnx
+
         try:
             quantize_static(
                 str(prepared),
@@ -87,8 +116,9 @@ def quantize_int8(float_model: bytes, calibration: Sequence[torch.Tensor]) -> by
                 Images(),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
-                activation_type=QuantType.QUInt8,
+                activation_type=QuantType.QUInt8,  # u8 activations, s8 weights: the fast x86 kernels
                 weight_type=QuantType.QInt8,
+                nodes_to_exclude=float_head(onnx.load(str(prepared))),
             )
         except Exception as error:  # onnxruntime raises many types
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -114,19 +144,19 @@ def write_int8_onnx(
     out: str | os.PathLike,
     calibration: Sequence[torch.Tensor],
     min_agreement: float,
-    input_size: Sequence[int],
-    seed: int = 0,
     check: Sequence[torch.Tensor] | None = None,
 ) -> float:
-    """Write the INT8 ONNX model of ``eager``'s deploy-mode network to ``out``, atomically, once the written
-    file, loaded back in onnxruntime, predicts the same class as the eager network on at least
-    ``min_agreement`` of the pixels of the ``check`` images (None: the calibration images) (else UserError,
-    nothing written); returns the agreement. The float model is exported at ``input_size`` (the file takes any
-    size)."""
+    """Write the INT8 ONNX model of ``eager``'s deploy-mode network to ``out``, atomically, for the input size of
+    the ``calibration`` images (batch 1), once the written file, loaded back in onnxruntime, predicts the same
+    class as the eager network on at least ``min_agreement`` of the pixels of the ``check`` images (None: the
+    calibration images) (else UserError, nothing written); returns the agreement."""
     eager = eager.cpu().eval()
-    deployed = deploy_model(eager)
-    (example, _) = check_inputs(input_size, eager.spec.stem.in_channels, seed)
-    data = quantize_int8(onnx_bytes(deployed, example), calibration)
+    sizes = {tuple(image.shape) for image in [*calibration, *(check or [])]}
+    if len(sizes) != 1:
+        raise UserError(f"quantize=int8: the calibration and check images differ in size: {sorted(sizes)}")
+    (shape,) = sizes
+    network = int8_network(deploy_model(eager))
+    data = quantize_int8(onnx_bytes(network, torch.zeros(shape), dynamic=False), calibration)
     measured: list[float] = []
 
     def verify(path: Path) -> None:
@@ -149,9 +179,10 @@ def write_int8_onnx(
 def temporary_int8_session(
     model: nn.Module, example: torch.Tensor, threads: int | None = None
 ) -> Iterator[Any]:
-    """An onnxruntime session of ``model``'s INT8 model (the float export fixed to ``example``'s shape,
-    calibrated on ``example`` itself: for timing), from a temporary file."""
+    """An onnxruntime session of the INT8 model of the deploy-mode ``model`` (``int8_network``, fixed to
+    ``example``'s shape, calibrated on ``example`` itself: for timing), from a temporary file."""
     with tempfile.TemporaryDirectory(prefix="dilnas-int8-") as folder:
         path = Path(folder) / "int8.onnx"
-        path.write_bytes(quantize_int8(onnx_bytes(model, example, dynamic=False), list(example.split(1))))
+        float_model = onnx_bytes(int8_network(model), example, dynamic=False)
+        path.write_bytes(quantize_int8(float_model, list(example.split(1))))
         yield onnx_session(path, threads)

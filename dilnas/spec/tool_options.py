@@ -132,7 +132,7 @@ class DeployConfig:
     format: DeployFormat = setting(DeployFormat.onnx, "onnx or torchscript")
     out: str = setting(doc="the file to write (.onnx for onnx, .pt for torchscript)")
     input_size: list[int] = setting(
-        doc="[HEIGHT, WIDTH] of the check input (the file takes any size)",
+        doc="[HEIGHT, WIDTH] of the check input (the file takes any size; an int8 file, this size only)",
         factory=lambda: [512, 1024],
         low=1,
         length=2,
@@ -151,12 +151,6 @@ class DeployConfig:
     )
     check_images: int = setting(
         4, "quantize=int8: the next images, which check the labels (0: the calibration images)", low=0
-    )
-    calibration_size: list[int] | None = setting(
-        None,
-        "quantize=int8: [HEIGHT, WIDTH] the images are resized to (null: their own size)",
-        low=1,
-        length=2,
     )
     min_agreement: float = setting(
         0.95, "quantize=int8: least share of pixels labelled as the float network labels them", low=0, high=1

@@ -54,7 +54,7 @@ def measure(run: Path, data_root: Path, calibration: int, short_side: int | None
     with tempfile.TemporaryDirectory(prefix="dilnas-int8-") as folder:
         fp32, int8 = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
         write_deployable(model, DeployFormat.onnx, fp32, size)
-        write_int8_onnx(model, int8, images, 0.0, size)
+        write_int8_onnx(model, int8, images, 0.0)
         networks = {"eager": model, "fp32": OnnxNetwork(fp32), "int8": OnnxNetwork(int8)}
         mious = {name: evaluate(net, loader, classes, cpu).miou() for name, net in networks.items()}
         agreement = label_agreement(networks["fp32"], networks["int8"], [image[None] for image, _ in val])

@@ -83,7 +83,6 @@ def test_deploy_int8_writes_a_quantized_model_that_labels_like_the_float_one(tra
         f"calibration={trained / 'images'}",
         "calibration_images=4",
         "check_images=2",
-        "calibration_size=[48,64]",
         "input_size=[48,64]",
         "min_agreement=0.5",
         f"out={out}",
@@ -98,8 +97,17 @@ def test_deploy_int8_writes_a_quantized_model_that_labels_like_the_float_one(tra
     graph = onnx.load(str(out)).graph
     assert sum(node.op_type == "QuantizeLinear" for node in graph.node) > 10  # really quantized
     session = onnx_session(out)
-    images = torch.randn(2, 3, 37, 51)  # any batch and size, like the float file
-    assert onnx_forward(session, images).shape == (2, 3, 37, 51)
+    # One input size, the calibrated one (its squeeze-excitation pools are average pools of that size).
+    assert [i.shape for i in session.get_inputs()] == [[1, 3, 48, 64]]
+    assert onnx_forward(session, torch.randn(1, 3, 48, 64)).shape == (1, 3, 48, 64)
+    assert "(1,3,48,64) -> logits (1,3,48,64), this input size only" in result.stdout
+    ops = {node.op_type for node in graph.node}
+    assert "ReduceMean" not in ops and "AveragePool" in ops  # the SE averages run in int8 as pools
+    # The head stays float: the classifier's weights are plain, every other convolution's are quantized.
+    produced_by = {output: node.op_type for node in graph.node for output in node.output}
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    assert [produced_by.get(conv.input[1]) for conv in convs[:-1]] == ["DequantizeLinear"] * (len(convs) - 1)
+    assert produced_by.get(convs[-1].input[1]) is None
     eager = load_model(TINY, trained / "best.pt")
     check = calibration_images(trained / "images", 2, *_imagenet(), (48, 64), skip=4)
     measured = label_agreement(eager, lambda x: onnx_forward(session, x), check)
@@ -120,12 +128,14 @@ def test_an_int8_model_that_labels_otherwise_is_not_written(trained, tmp_path, m
     other = RegSeg(load_arch(TINY)).eval()  # other weights: another labelling
     with torch.no_grad():
         other.decoder.classifier.bias.copy_(torch.tensor([0.0, 0.0, 100.0]))  # class 2 everywhere
-    monkeypatch.setattr(quantize, "quantize_int8", lambda data, images: onnx_bytes(other, images[0]))
+    monkeypatch.setattr(
+        quantize, "quantize_int8", lambda data, images: onnx_bytes(other, images[0], dynamic=False)
+    )
     expected = label_agreement(eager, other, calibration)
     assert expected < 0.99
     out = tmp_path / "int8.onnx"
     with pytest.raises(UserError) as caught:
-        write_int8_onnx(eager, out, calibration, 0.99, (48, 64))
+        write_int8_onnx(eager, out, calibration, 0.99)
     assert f"on {expected:.2%} of the pixels of 2 calibration images (allowed: at least 99.00%)" in str(
         caught.value
     )
