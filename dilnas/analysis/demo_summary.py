@@ -41,7 +41,7 @@ def demo_summary(demo_dir: str | Path, ground_truth_dir: Path = GROUND_TRUTH_DIR
     if chosen is not None:
         lines.append(
             f"  held-out mIoU with the search's shared weights: {float(chosen['miou']):.2f} "
-            f"(the best of the {len(selection)} most probable networks, each scored so)"
+            f"(the best score among the {len(selection)} most probable networks)"
         )
     final = final_eval(retrain.metrics)
     if final is not None:

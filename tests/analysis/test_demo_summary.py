@@ -38,7 +38,7 @@ def test_the_summary_says_what_was_found_how_good_and_where(tmp_path):
     )
     text = demo_summary(root, tables)
     assert "picked dilations 2-4 (block4.b1=2 block5.b1=4), field of view 239 px" in text
-    assert "held-out mIoU with the search's shared weights: 71.25 (the best of the 2" in text
+    assert "held-out mIoU with the search's shared weights: 71.25 (the best score among the 2" in text
     assert "600 steps: validation mIoU 88.50" in text
     assert "2-4 ranks 2 of 3: 90.50 mIoU (best 2-6: 92.50; all rates 1: 71.00)" in text
     assert f"the retrained net   {root / 'retrain' / 'checkpoints' / 'best.pt'}" in text
