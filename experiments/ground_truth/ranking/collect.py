@@ -3,8 +3,8 @@
     python experiments/ground_truth/ranking/collect.py OUT.csv RUN_DIR [RUN_DIR ...] [--report rank.json]
 
 Columns: run (its folder name: variant_seed), the held-out scores' Kendall tau with its 90% interval, Spearman,
-top-5 overlap, the log-probabilities' and the held-out cross-entropy's Kendall tau, the table's seed ceiling,
-and the search's CPU seconds.
+top-5 overlap, the log-probabilities' Kendall tau with its 90% interval, the held-out cross-entropy's, the
+table's seed ceiling, and the search's CPU seconds.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ COLUMNS = (
     "spearman",
     "top5",
     "logprob_kendall",
+    "logprob_low",
+    "logprob_high",
     "loss_kendall",
     "ceiling",
     "search_cpu_seconds",
@@ -45,6 +47,8 @@ def row(run_dir: Path, name: str = "rank.json") -> dict[str, object]:
         "spearman": round(held["spearman"], 3),
         "top5": held["top_overlap"],
         "logprob_kendall": round(logp["kendall"], 3),
+        "logprob_low": round(logp["kendall_interval"][0], 3),
+        "logprob_high": round(logp["kendall_interval"][1], 3),
         # Reports written before the held-out cross-entropy was scored have none.
         "loss_kendall": round(report["heldout_loss"]["kendall"], 3) if "heldout_loss" in report else "",
         "ceiling": round(report["ceiling"]["kendall"], 3),
