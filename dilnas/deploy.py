@@ -4,9 +4,10 @@ with ``quantize=int8 calibration=IMAGES``, onnxruntime's INT8 model (``dilnas.mo
 
 The file is written atomically, and only once it has been loaded back (onnxruntime, or torch.jit.load) and has
 reproduced the eager network's logits to 1e-5 of the largest logit on random inputs; the measured difference
-is printed. An INT8 model is written once its labels agree with the eager network's on at least
-``min_agreement`` of the calibration images' pixels (resized to ``input_size``); the agreement is printed. Input
-``images`` (N, 3, H, W), output ``logits`` (N, classes, H, W), any N, H and W. ONNX needs the ``deploy``
+is printed. Input ``images`` (N, 3, H, W), output ``logits`` (N, classes, H, W), any N, H and W. An INT8
+model takes one size, ``input_size`` with batch 1, and is written once its labels agree with the eager
+network's on at least ``min_agreement`` of the pixels of ``check_images`` images it was not calibrated on
+(both sets resized to ``input_size``); the agreement is printed. ONNX needs the ``deploy``
 extra (``pip install "dilnas[deploy]"``); which exporter and opset, and why:
 ``dilnas.models.deploy_formats``.
 """

@@ -69,13 +69,18 @@ def calibration_images(
 ) -> list[torch.Tensor]:
     """Images ``skip`` to ``skip + count`` of ``images`` (``find_images``, sorted) as the network sees them:
     each normalised and, with a ``size``, resized to it, a (1, 3, H, W) tensor."""
-    tensors = []
-    for path in find_images(images, setting)[skip : skip + count]:
-        pixels = read_image(path, READABLE)
-        image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float().div_(255.0)
-        no_label = torch.full(pixels.shape[:2], IGNORE_INDEX, dtype=torch.int64)
-        tensors.append(eval_transform(mean, std, size=size)(image, no_label)[0][None])
-    return tensors
+    paths = find_images(images, setting)[skip : skip + count]
+    return [network_input(read_image(path, READABLE), mean, std, size)[None] for path in paths]
+
+
+def network_input(
+    pixels: np.ndarray, mean: Sequence[float], std: Sequence[float], size: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """The (3, h, w) float tensor the network sees for the (H, W, 3) uint8 image ``pixels``: the evaluation
+    transform of the data pipeline (resized to ``size`` if given, normalised with ``mean`` and ``std``)."""
+    image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).to(torch.float32).div_(255.0)
+    no_label = torch.full(pixels.shape[:2], IGNORE_INDEX, dtype=torch.int64)
+    return eval_transform(mean, std, size=size)(image, no_label)[0]
 
 
 def output_paths(images: Sequence[Path], out: str | os.PathLike) -> list[Prediction]:
@@ -106,9 +111,7 @@ def predict_mask(
 ) -> np.ndarray:
     """The (H, W) uint8 class ids ``model`` predicts for the (H, W, 3) uint8 image ``pixels``, at its size."""
     height, width = pixels.shape[:2]
-    image = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).to(torch.float32).div_(255.0)
-    no_label = torch.full((height, width), IGNORE_INDEX, dtype=torch.int64)
-    image, _ = eval_transform(mean, std, size=input_size)(image, no_label)
+    image = network_input(pixels, mean, std, input_size)
     logits = model(image[None].to(device))  # (1, classes, h, w): the network's input size
     if logits.shape[-2:] != (height, width):
         logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)

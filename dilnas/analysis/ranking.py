@@ -3,8 +3,8 @@
 Every architecture of the table becomes a network with the supernet's weights, its BatchNorm statistics
 re-estimated on the search's calibration images, and is scored on the run's held-out split: the computation of
 the search's held-out selection (``dilnas.train.selection``). The scores, and the logits' sum of
-log-probabilities, are compared with the table's mean mIoU (the held-out scores twice: by mIoU and by mean
-cross-entropy, the smoother of the two) (``dilnas.analysis.rank_stats``), beside the
+log-probabilities, are compared with the table's mean mIoU (``dilnas.analysis.rank_stats``): the held-out scores
+twice, by mIoU and by mean cross-entropy (the smoother of the two), beside the
 ceiling the table's own seed noise sets.
 """
 
@@ -126,7 +126,9 @@ def _heldout_scores(
     loader = DataLoader(data.heldout_eval, batch_size=trainer.eval_batch_size)
     scores, losses = {}, {}
     for number, (arch, chosen) in enumerate(rates.items(), start=1):
-        (scored,) = score_architectures(supernet, [chosen], batches, loader, data.class_names, device)
+        (scored,) = score_architectures(
+            supernet, [chosen], batches, loader, data.class_names, device, with_loss=True
+        )
         if "loss" not in scored:  # no labelled pixel in the held-out split
             raise UserError(f"run_dir={run_dir.path}: its held-out split has no labelled pixels to score on")
         scores[arch], losses[arch] = float(scored["miou"]), float(scored["loss"])

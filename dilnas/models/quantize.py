@@ -46,6 +46,7 @@ from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
+log = logging.getLogger("dilnas")
 
 
 @contextlib.contextmanager
@@ -84,7 +85,7 @@ def float_head(model: Any) -> list[str]:
 
 def quantize_int8(float_model: bytes, calibration: Sequence[torch.Tensor]) -> bytes:
     """The INT8 (QDQ) model of the serialized float ONNX model ``float_model``, its activation ranges calibrated
-    on ``calibration`` (each a (1, 3, H, W) normalised image of the model's input size), its head in float."""
+    on ``calibration`` (normalised batches of the model's input shape), its head in float."""
     require_onnx("quantize=int8")
     if not calibration:
         raise UserError("quantize=int8 needs at least one calibration image")
@@ -105,7 +106,8 @@ def quantize_int8(float_model: bytes, calibration: Sequence[torch.Tensor]) -> by
         source.write_bytes(float_model)
         try:  # the recommended pre-processing (graph optimisation, shape inference) where it applies
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        except Exception:
+        except Exception as error:  # optional: quantize the model as exported
+            log.info("int8: onnxruntime's pre-processing skipped (%s: %s)", type(error).__name__, error)
             prepared = source
         import onnx
 
@@ -184,5 +186,5 @@ def temporary_int8_session(
     with tempfile.TemporaryDirectory(prefix="dilnas-int8-") as folder:
         path = Path(folder) / "int8.onnx"
         float_model = onnx_bytes(int8_network(model), example, dynamic=False)
-        path.write_bytes(quantize_int8(float_model, list(example.split(1))))
+        path.write_bytes(quantize_int8(float_model, [example]))
         yield onnx_session(path, threads)

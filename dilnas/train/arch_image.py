@@ -30,9 +30,8 @@ if TYPE_CHECKING:
     from matplotlib.patches import Rectangle
 
 RELATIVE_COLORMAP = "BrBG"  # diverging: brown below uniform, white at uniform, teal above; dilnas-plot too
-RELATIVE_SPAN = (
-    3.0  # log2 of (probability x candidates) shown: 1/8 to 8 times uniform, beyond: the end colours
-)
+# log2 of (probability x candidates) shown: 1/8 to 8 times uniform; beyond, the end colours
+RELATIVE_SPAN = 3.0
 RELATIVE_LABEL = "probability / uniform"
 NOT_CANDIDATE_COLOR = "#d9d9d9"
 CHOICE_COLOR = "#ff3b30"  # stands out against every colour of the map

@@ -104,12 +104,13 @@ def probe(
     class_names: Sequence[str],
     device: torch.device,
     precision: Precision = FULL,
+    with_loss: bool = False,
 ) -> dict[str, Any]:
-    """Held-out summary of ``model`` (a copy: its BatchNorm statistics are re-estimated on ``batches``), with
-    its mean cross-entropy ``loss`` beside the mIoU."""
+    """Held-out summary of ``model`` (a copy: its BatchNorm statistics are re-estimated on ``batches``); with
+    ``with_loss``, its mean cross-entropy ``loss`` beside the mIoU."""
     if batches:
         recalibrate_batchnorm(model, batches)
-    return evaluate(model, loader, len(class_names), device, precision, with_loss=True).summary(class_names)
+    return evaluate(model, loader, len(class_names), device, precision, with_loss).summary(class_names)
 
 
 def score_architectures(
@@ -121,16 +122,18 @@ def score_architectures(
     device: torch.device,
     precision: Precision = FULL,
     progress: str | None = None,
+    with_loss: bool = False,
 ) -> list[dict[str, Any]]:
     """Each candidate (a rate per searchable branch) as a network with ``supernet``'s weights, scored on
-    ``loader`` after BatchNorm re-estimation on ``batches``: its summary, with ``rates``. ``progress``: the
-    description of a progress bar over the candidates (on a terminal; none when None)."""
+    ``loader`` after BatchNorm re-estimation on ``batches``: its summary, with ``rates`` (and the mean
+    cross-entropy ``loss`` with ``with_loss``: ``dilnas-rank`` asks for it, the search does not). ``progress``:
+    the description of a progress bar over the candidates (on a terminal; none when None)."""
     space = supernet.space
     scored = []
     with progress_bar(len(candidates), progress or "", unit="net", enabled=progress is not None) as bar:
         for rates in map(list, candidates):
             network = supernet.derive_network(space.arch_with(rates), rates)
-            summary = probe(network, batches, loader, class_names, device, precision)
+            summary = probe(network, batches, loader, class_names, device, precision, with_loss)
             scored.append({**summary, "rates": rates})
             bar.update()
     return scored

@@ -180,3 +180,13 @@ def test_the_gpu_checks_provider_table_runs_on_a_cpu(tmp_path):
     for row in rows[2:]:
         assert "fps" in row or "not in this onnxruntime" in row["skipped"]
     assert "30-37 (T4, paper)" in result.stdout
+
+
+@needs_onnx
+def test_the_benchmarks_int8_session_takes_the_benchmarks_batch():
+    from dilnas.models.deploy import deploy_model
+    from dilnas.models.quantize import temporary_int8_session
+
+    images = torch.randn(2, 3, 32, 32)  # dilnas-bench infer batch_size=2
+    with temporary_int8_session(deploy_model(RegSeg(load_arch(TINY))), images) as session:
+        assert onnx_forward(session, images).shape == (2, 3, 32, 32)
