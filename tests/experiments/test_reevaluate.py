@@ -28,7 +28,7 @@ def test_the_same_evaluation_gives_the_grids_numbers_and_adds_its_cost(tmp_path)
     table = tmp_path / "again.csv"
     again = run(SCRIPT, out, table, "--data", tmp_path / "unused")  # synthetic data: generated, no root
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stdout.strip().endswith(f"{table}: 2 rows")
+    assert again.stdout.strip().endswith(f"{table}: 2 rows (2 evaluated, 0 kept)")
     before = {(r["arch"], r["seed"]): r for r in csv.DictReader((out / "ground_truth.csv").open())}
     after = {(r["arch"], r["seed"]): r for r in csv.DictReader(table.open())}
     assert after.keys() == before.keys()
@@ -36,3 +36,17 @@ def test_the_same_evaluation_gives_the_grids_numbers_and_adds_its_cost(tmp_path)
         assert float(row["miou"]) == pytest.approx(float(before[key]["miou"]), abs=1e-3)  # deterministic
         assert float(row["cpu_seconds"]) > float(before[key]["cpu_seconds"])  # the evaluation's cost added
         assert row["run"] == before[key]["run"] and row["steps"] == before[key]["steps"]
+    # Run again on the same table: the rows it holds are kept as they are (their cost is not measured twice),
+    # a cell the table lacks is evaluated; --again evaluates every cell.
+    header, first, _ = table.read_text().splitlines()
+    marked = first.split(",")
+    marked[header.split(",").index("cpu_seconds")] = "12345.0"  # the table keeps the first cell only
+    table.write_text(f"{header}\n{','.join(marked)}\n")
+    resumed = run(SCRIPT, out, table, "--data", tmp_path / "unused")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.stdout.strip().endswith(f"{table}: 2 rows (1 evaluated, 1 kept)")
+    rows = list(csv.DictReader(table.open()))
+    assert sorted(float(r["cpu_seconds"]) == 12345.0 for r in rows) == [False, True]
+    redone = run(SCRIPT, out, table, "--data", tmp_path / "unused", "--again")
+    assert redone.stdout.strip().endswith("(2 evaluated, 0 kept)"), redone.stderr[-2000:]
+    assert all(float(r["cpu_seconds"]) != 12345.0 for r in csv.DictReader(table.open()))
