@@ -22,12 +22,13 @@ from torch.utils.data import DataLoader
 
 from dilnas.analysis.ground_truth_table import ArchResult, read_table
 from dilnas.analysis.rank_stats import Agreement, agreement, seed_ceiling
+from dilnas.data.factory import build_dataset
 from dilnas.models.supernet import SuperNet
 from dilnas.models.weights import arch_logits
 from dilnas.spec.gapless import parse_rates_key
 from dilnas.spec.options import Relaxation, SearchRunConfig
 from dilnas.spec.space import SearchSpace, load_space
-from dilnas.spec.tool_options import RankConfig
+from dilnas.spec.tool_options import RankConfig, RankSplit
 from dilnas.train.distributed import resolve_device
 from dilnas.train.run_dir import RunDir
 from dilnas.train.search_run import search_data
@@ -58,7 +59,9 @@ def rank_run(config: RankConfig, progress: Progress | None = None) -> tuple[Path
         torch.set_num_threads(config.threads)
     state = load_checkpoint(checkpoint)["model"]  # read once: the weights and the logits
     device = resolve_device(config.device)
-    heldout, losses = _heldout_scores(run_dir, space, state, rates, device, config.bn_batches, progress)
+    heldout, losses = _heldout_scores(
+        run_dir, space, state, rates, device, config.bn_batches, config.split, progress
+    )
     log_prob = _log_probabilities(state, space, rates)
     mious = {arch: list(result.mious) for arch, result in table.items()}
     report = {
@@ -82,6 +85,7 @@ def rank_run(config: RankConfig, progress: Progress | None = None) -> tuple[Path
         "ceiling": _ceiling(table),
         "bootstrap": {"samples": config.bootstrap, "seed": config.seed, "level": 0.9},
         "bn_batches": config.bn_batches,
+        "split": config.split.value,
     }
     atomic_write_json(out, report)
     return out, report
@@ -106,11 +110,12 @@ def _heldout_scores(
     rates: dict[str, tuple[int, ...]],
     device: torch.device,
     bn_batches: int | None = None,
+    split: RankSplit = RankSplit.heldout,
     progress: Progress | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Each architecture's held-out mIoU with the supernet's weights, as the search's selection scores it
     (BatchNorm re-estimated on ``bn_batches`` batches, None: the run's own number), and its mean held-out
-    cross-entropy."""
+    cross-entropy; ``split=eval``: both on the data's evaluation split instead."""
     run_config = run_dir.read_config(SearchRunConfig)
     data = search_data(
         dataclasses.replace(run_config, data=dataclasses.replace(run_config.data, num_workers=0))
@@ -123,7 +128,10 @@ def _heldout_scores(
     trainer = run_config.trainer
     count = run_config.search.gap_bn_batches if bn_batches is None else bn_batches
     batches = calibration_batches(data.train_set, run_config.seed, count, trainer.batch_size, device)
-    loader = DataLoader(data.heldout_eval, batch_size=trainer.eval_batch_size)
+    scored_on = data.heldout_eval
+    if split is RankSplit.eval:
+        scored_on = build_dataset(run_config.data, run_config.data.eval_split, train=False)
+    loader = DataLoader(scored_on, batch_size=trainer.eval_batch_size)
     scores, losses = {}, {}
     for number, (arch, chosen) in enumerate(rates.items(), start=1):
         (scored,) = score_architectures(

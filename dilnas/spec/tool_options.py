@@ -211,6 +211,11 @@ class GridConfig:
 
 
 # ---- ranking -------------------------------------------------------------------------------------
+class RankSplit(str, Enum):
+    heldout = "heldout"  # the run's held-out split: what the search's selection scores on
+    eval = "eval"  # the data's evaluation split, which neither weights nor logits saw (a diagnostic only)
+
+
 @dataclass
 class RankConfig:
     """dilnas-rank: how well a search run's supernet orders the architectures of a ground-truth table."""
@@ -224,6 +229,11 @@ class RankConfig:
         None,
         "batches that re-estimate BatchNorm per architecture (null: the run's search.gap_bn_batches)",
         low=0,
+    )
+    split: RankSplit = setting(
+        RankSplit.heldout,
+        "what the architectures are scored on: heldout (the selection's split) or eval (the data's evaluation "
+        "split: is the held-out sample what limits the ranking?)",
     )
     bootstrap: int = setting(1000, "bootstrap resamples of the table's seeds for the intervals", low=1)
     seed: int = setting(0, "seed of the bootstrap", low=0)

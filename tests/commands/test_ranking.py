@@ -96,25 +96,27 @@ def test_rank_scores_like_the_selection_and_reports_the_statistics(searched, tmp
 
 
 @pytest.mark.slow
-def test_rank_can_re_estimate_batchnorm_on_another_number_of_batches(searched, tmp_path):
+@pytest.mark.parametrize(
+    ("option", "key", "value"),
+    [
+        # without re-estimation the networks keep the supernet's statistics
+        ("bn_batches=0", "bn_batches", 0),
+        # other samples than the held-out split the selection scored
+        ("split=eval", "split", "eval"),
+    ],
+)
+def test_rank_options_that_score_otherwise_than_the_selection(searched, tmp_path, option, key, value):
     table = write_table(tmp_path / "table.csv")
-    out = tmp_path / "rank_bn0.json"
+    out = tmp_path / "rank_option.json"
     result = command(
-        "dilnas.rank",
-        f"run_dir={searched}",
-        f"ground_truth={table}",
-        "bootstrap=20",
-        "bn_batches=0",
-        f"out={out}",
+        "dilnas.rank", f"run_dir={searched}", f"ground_truth={table}", "bootstrap=20", option, f"out={out}"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
-    assert report["bn_batches"] == 0
-    # Without re-estimation the networks keep the supernet's statistics: other scores than the selection's.
+    assert report[key] == value
     selection = json.loads((searched / "arch.json").read_text())["search"]["selection"]
     scores = {entry["arch"]: entry["heldout_miou"] for entry in report["archs"]}
-    differs = [abs(scores["-".join(map(str, e["rates"]))] - e["miou"]) > 1e-6 for e in selection]
-    assert any(differs)
+    assert any(abs(scores["-".join(map(str, e["rates"]))] - e["miou"]) > 1e-6 for e in selection)
 
 
 @pytest.mark.slow
