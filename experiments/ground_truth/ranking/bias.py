@@ -1,6 +1,9 @@
 """Is the supernet's ranking error noise or bias? Reads the ``rank.json`` of several ranked search runs.
 
-    python experiments/ground_truth/ranking/bias.py RUN_DIR [RUN_DIR ...]
+    python experiments/ground_truth/ranking/bias.py RUN [RUN ...]
+
+Each RUN is a ranked search run directory (its ``rank.json``) or a ``dilnas-rank`` report itself (``out=``, such
+as a ``split=eval`` one: named after its folder and file).
 
 Prints (Kendall tau throughout, over the architectures every run scored):
 - each run's held-out scores against every other run's: runs that agree with each other far more than with
@@ -35,7 +38,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+")
     args = parser.parse_args()
-    reports = {run.name: json.loads((run / "rank.json").read_text()) for run in args.runs}
+    reports = {
+        run.name if run.is_dir() else f"{run.parent.name}/{run.stem}": json.loads(
+            (run / "rank.json" if run.is_dir() else run).read_text()
+        )
+        for run in args.runs
+    }
     scored = [{entry["arch"]: entry for entry in report["archs"]} for report in reports.values()]
     archs = sorted(set.intersection(*(set(entries) for entries in scored)))
     truth = [scored[0][arch]["mean"] for arch in archs]
