@@ -5,7 +5,8 @@ re-estimated on the search's calibration images, and is scored on the run's held
 the search's held-out selection (``dilnas.train.selection``). The scores, and the logits' sum of
 log-probabilities, are compared with the table's mean mIoU (``dilnas.analysis.rank_stats``): the held-out scores
 twice, by mIoU and by mean cross-entropy (the smoother of the two), beside the
-ceiling the table's own seed noise sets.
+ceiling the table's own seed noise sets. ``split=eval`` scores on the data's evaluation split instead (a
+diagnostic: is the held-out sample what limits the ranking?).
 """
 
 from __future__ import annotations
@@ -137,8 +138,13 @@ def _heldout_scores(
         (scored,) = score_architectures(
             supernet, [chosen], batches, loader, data.class_names, device, with_loss=True
         )
-        if "loss" not in scored:  # no labelled pixel in the held-out split
-            raise UserError(f"run_dir={run_dir.path}: its held-out split has no labelled pixels to score on")
+        if "loss" not in scored:  # no labelled pixel in the split scored on
+            which = (
+                "held-out split"
+                if split is RankSplit.heldout
+                else f"evaluation split ({run_config.data.eval_split})"
+            )
+            raise UserError(f"run_dir={run_dir.path}: its {which} has no labelled pixels to score on")
         scores[arch], losses[arch] = float(scored["miou"]), float(scored["loss"])
         if progress is not None:
             progress(number, len(rates), arch, scores[arch])

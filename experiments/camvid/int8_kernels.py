@@ -30,7 +30,7 @@ from dilnas.spec.arch import load_arch
 from dilnas.utils.files import atomic_write_text, dumps_json
 from dilnas.utils.tables import format_table
 
-CONV_OPS = ("Conv", "QLinearConv")
+CONV_OPS = ("Conv", "QLinearConv")  # float (NCHW or onnxruntime's NCHWc) and integer
 
 
 def conv_kinds(optimized: Path) -> dict[str, str]:
@@ -40,7 +40,7 @@ def conv_kinds(optimized: Path) -> dict[str, str]:
 
     kinds = {}
     for node in onnx.load(str(optimized)).graph.node:
-        if node.op_type not in ("Conv", "NchwcConv", "QLinearConv"):
+        if node.op_type not in CONV_OPS:
             continue
         attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         kernel, group = attributes.get("kernel_shape", [1, 1]), attributes.get("group", 1)
@@ -64,7 +64,7 @@ def kernel_ms(path: Path, image: torch.Tensor, runs: int, threads: int) -> tuple
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
-    options.log_severity_level = 3  # not the warning that an optimized model is for this machine only: it is
+    options.log_severity_level = 3  # quiet: ORT warns that the optimized copy suits this machine only
     options.enable_profiling = True
     options.profile_file_prefix = str(path.with_suffix(""))
     optimized = path.with_suffix(".optimized.onnx")

@@ -26,6 +26,7 @@ from dilnas.analysis.ground_truth import collect
 from dilnas.analysis.ground_truth_table import read_rows, write_table
 from dilnas.analysis.run_evaluation import evaluation_set, final_network
 from dilnas.train.trainer import evaluate
+from dilnas.utils.errors import UserError
 
 
 def main() -> None:
@@ -38,22 +39,22 @@ def main() -> None:
     )
     parser.add_argument("--again", action="store_true", help="evaluate every cell, also those in OUT.csv")
     args = parser.parse_args()
-    done = (
-        {}
-        if args.again or not args.out.is_file()
-        else {(r.arch, r.seed, r.run): r for r in read_rows(args.out)}
-    )
+    try:  # a table that cannot be read is a one-line error, not a traceback
+        previous = [] if args.again or not args.out.is_file() else read_rows(args.out)
+    except UserError as error:
+        raise SystemExit(f"reevaluate.py: error: {error}") from None
+    done = {(r.arch, r.seed, r.run): r for r in previous}
     torch.set_num_threads(1)  # the grid's cells ran on one thread; their cost stays comparable
     rows, kept = [], 0
     for row in collect(args.grid):
-        if row.run is None or not (args.grid / row.run / "checkpoints" / "last.pt").is_file():
-            raise SystemExit(
-                f"{args.grid}: the cell {row.arch} seed {row.seed} has no checkpoint to evaluate"
-            )
         if (row.arch, row.seed, row.run) in done:
             rows.append(done[(row.arch, row.seed, row.run)])
             kept += 1
             continue
+        if row.run is None or not (args.grid / row.run / "checkpoints" / "last.pt").is_file():
+            raise SystemExit(
+                f"{args.grid}: the cell {row.arch} seed {row.seed} has no checkpoint to evaluate"
+            )
         run = args.grid / row.run
         val = evaluation_set(run, args.data, args.short_side)
         model = final_network(run)

@@ -38,12 +38,8 @@ def test_hand_computed_agreements(tmp_path):
     # a orders as the table (1), b swaps the last two (5 of 6 pairs agree: 4/6); the sum of rates (2, 3, 3, 4)
     # runs against the table with one tie: tau-b -5/sqrt(6*5)
     assert rows["a"] == ["1.000", "-0.913", "1.00", "0.67"]
-    assert rows["b/rank"] == [
-        "0.667",
-        "-0.548",
-        "0.67",
-        "1.00",
-    ]  # vs (2, 3, 3, 4): 1 pair agrees, 4 do not, 1 tie
+    # b against the sum of rates (2, 3, 3, 4): 1 pair agrees, 4 do not, 1 tie: -3/sqrt(6*5)
+    assert rows["b/rank"] == ["0.667", "-0.548", "0.67", "1.00"]
     # standardised sum (2.68, 0.89, -1.79, -1.79): one tie, tau-b 5/sqrt(6*5); only a has log-probabilities
     assert "held-out scores vs the table: 0.913" in done.stdout
     assert "ensemble of the 1 runs' log-probabilities vs the table: 1.000" in done.stdout

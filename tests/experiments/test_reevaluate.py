@@ -50,3 +50,11 @@ def test_the_same_evaluation_gives_the_grids_numbers_and_adds_its_cost(tmp_path)
     redone = run(SCRIPT, out, table, "--data", tmp_path / "unused", "--again")
     assert redone.stdout.strip().endswith("(2 evaluated, 0 kept)"), redone.stderr[-2000:]
     assert all(float(r["cpu_seconds"]) != 12345.0 for r in csv.DictReader(table.open()))
+    # A table it cannot read is refused in one line, and left as it was.
+    table.write_text("arch,seed\nnot-an-arch,x\n")
+    refused = run(SCRIPT, out, table, "--data", tmp_path / "unused")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert (
+        refused.stderr.startswith("reevaluate.py: error: ") and len(refused.stderr.strip().splitlines()) == 1
+    )
+    assert table.read_text() == "arch,seed\nnot-an-arch,x\n"
