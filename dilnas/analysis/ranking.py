@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +43,41 @@ RANK = "rank.json"
 Progress = Callable[[int, int, str, float], None]
 
 
+@dataclasses.dataclass(frozen=True)
+class RunScores:
+    """One supernet's scores of architectures (keyed as in the table: ``1-2-4-4``)."""
+
+    checkpoint: Path
+    heldout: dict[str, float]  # mIoU with the supernet's weights
+    losses: dict[str, float]  # mean cross-entropy, the same scoring
+    log_prob: dict[str, float]  # the logits' sum of log-probabilities
+
+
 def rank_run(config: RankConfig, progress: Progress | None = None) -> tuple[Path, dict[str, Any]]:
     """Score the table's architectures with the run's supernet, compare, write the report; returns where it
     went and what it holds. ``progress(done, total, arch, miou)`` after each architecture."""
+    table = read_table(Path(config.ground_truth), len(_run_space(config).branches))
+    scores = score_run(config, sorted(table), progress)
+    out = Path(config.out) if config.out else Path(config.run_dir) / RANK
+    report = {
+        "run_dir": config.run_dir,
+        "ground_truth": str(config.ground_truth),
+        "checkpoint": str(scores.checkpoint),
+        **compare_scores(scores, table, config),
+        "bn_batches": config.bn_batches,
+        "split": config.split.value,
+    }
+    atomic_write_json(out, report)
+    return out, report
+
+
+def score_run(config: RankConfig, archs: Sequence[str], progress: Progress | None = None) -> RunScores:
+    """Score ``archs`` (every one in the run's search space, else a ``UserError`` naming it) with the
+    supernet of ``config.run_dir``, as the search's selection scores its shortlist."""
+    space = _run_space(config)
+    rates = {arch: _rates_in_space(space, arch, config.ground_truth) for arch in archs}
     run_dir = RunDir(config.run_dir)
-    if not run_dir.is_search_run():
-        raise UserError(
-            f"run_dir={run_dir.path}: not a dilnas-search run directory (no {run_dir.space.name})"
-        )
-    space = load_space(run_dir.space)
-    table = read_table(Path(config.ground_truth), len(space.branches))
-    rates = {arch: _rates_in_space(space, arch, config.ground_truth) for arch in sorted(table)}
     checkpoint = Path(config.checkpoint) if config.checkpoint else run_dir.last
-    out = Path(config.out) if config.out else run_dir.path / RANK
     if config.threads:
         torch.set_num_threads(config.threads)
     state = load_checkpoint(checkpoint)["model"]  # read once: the weights and the logits
@@ -63,33 +85,49 @@ def rank_run(config: RankConfig, progress: Progress | None = None) -> tuple[Path
     heldout, losses = _heldout_scores(
         run_dir, space, state, rates, device, config.bn_batches, config.split, progress
     )
-    log_prob = _log_probabilities(state, space, rates)
+    return RunScores(checkpoint, heldout, losses, _log_probabilities(state, space, rates))
+
+
+def compare_scores(scores: RunScores, table: dict[str, ArchResult], config: RankConfig) -> dict[str, Any]:
+    """The report's comparison of ``scores`` (of every architecture of ``table``) with the table's means:
+    the per-architecture rows, each score's agreement (``heldout``, ``heldout_loss``, ``log_prob``), the
+    table's seed ceiling and the bootstrap's settings."""
     mious = {arch: list(result.mious) for arch, result in table.items()}
-    report = {
-        "run_dir": str(run_dir.path),
-        "ground_truth": str(config.ground_truth),
-        "checkpoint": str(checkpoint),
+    return {
         "archs": [
             {
                 "arch": arch,
                 "mean": table[arch].mean,
                 "seeds": len(table[arch].mious),
-                "heldout_miou": heldout[arch],
-                "heldout_loss": losses[arch],
-                "log_prob": log_prob[arch],
+                "heldout_miou": scores.heldout[arch],
+                "heldout_loss": scores.losses[arch],
+                "log_prob": scores.log_prob[arch],
             }
-            for arch in rates
+            for arch in sorted(table)
         ],
-        "heldout": _agreement(heldout, mious, config),
-        "heldout_loss": _agreement({arch: -loss for arch, loss in losses.items()}, mious, config),
-        "log_prob": _agreement(log_prob, mious, config),
+        "heldout": _agreement(scores.heldout, mious, config),
+        "heldout_loss": _agreement({arch: -loss for arch, loss in scores.losses.items()}, mious, config),
+        "log_prob": _agreement(scores.log_prob, mious, config),
         "ceiling": _ceiling(table),
         "bootstrap": {"samples": config.bootstrap, "seed": config.seed, "level": 0.9},
-        "bn_batches": config.bn_batches,
-        "split": config.split.value,
     }
-    atomic_write_json(out, report)
-    return out, report
+
+
+def in_space(space: SearchSpace, arch: str) -> bool:
+    """Whether every rate of ``arch`` is a candidate of its branch in ``space``."""
+    rates = parse_rates_key(arch)
+    return len(rates) == len(space.branches) and all(
+        rate in branch.candidates for rate, branch in zip(rates, space.branches, strict=True)
+    )
+
+
+def _run_space(config: RankConfig) -> SearchSpace:
+    run_dir = RunDir(config.run_dir)
+    if not run_dir.is_search_run():
+        raise UserError(
+            f"run_dir={run_dir.path}: not a dilnas-search run directory (no {run_dir.space.name})"
+        )
+    return load_space(run_dir.space)
 
 
 def _rates_in_space(space: SearchSpace, arch: str, table: str) -> tuple[int, ...]:
