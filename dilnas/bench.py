@@ -1,7 +1,8 @@
 """``dilnas-bench MODE ...``: performance tables, every ratio measured side by side in one run.
 
-Modes: ``infer`` (forward pass of a fixed RegSeg, eager vs deploy, and onnxruntime) and ``search`` (a training step of the
-supernet against the derived network of the same shape).
+Modes: ``infer`` (forward pass of a fixed RegSeg, eager vs deploy, and onnxruntime), ``search`` (a training step of the
+supernet against the derived network of the same shape) and ``data`` (a training batch read decoding every image
+against one read from memory, ``data.cache``, beside a training step on it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import torch
 from omegaconf import DictConfig
 
 from dilnas import __version__
+from dilnas.analysis.data_bench import bench_data, format_data_rows
+from dilnas.analysis.data_bench import rows_as_dicts as data_rows_as_dicts
 from dilnas.analysis.inference_bench import bench_inference, format_inference, rows_as_dicts
 from dilnas.analysis.search_bench import bench_search_step, format_search_rows
 from dilnas.analysis.search_bench import rows_as_dicts as search_rows_as_dicts
@@ -26,7 +29,7 @@ from dilnas.models.regseg import RegSeg
 from dilnas.spec.arch import load_arch
 from dilnas.spec.options import OutputFormat
 from dilnas.spec.space import load_space
-from dilnas.spec.tool_options import BenchInferConfig, BenchSearchConfig
+from dilnas.spec.tool_options import BenchDataConfig, BenchInferConfig, BenchSearchConfig
 from dilnas.train.distributed import resolve_device
 from dilnas.utils.errors import UserError
 
@@ -132,6 +135,36 @@ def run_search(cfg: DictConfig) -> None:
         print(describe_load(load))
 
 
+def run_data(cfg: DictConfig) -> None:
+    config = typed_config(cfg, BenchDataConfig)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    spec = load_arch(config.arch)
+    machine = machine_description(torch.device("cpu"))
+
+    def announce(what: str) -> None:
+        print(f"timing {what} on {machine} ...", file=sys.stderr)
+
+    load_before = machine_load()
+    rows = bench_data(
+        config.data, spec, config.batch_size, config.warmup, config.repeats, config.seed, announce
+    )
+    load = {"before": load_before, "after": machine_load(), "rounds": config.repeats}
+    if config.format is OutputFormat.json:
+        report = {
+            "data": config.data.name.value,
+            "arch": spec.name,
+            "batch_size": config.batch_size,
+            "machine": machine,
+            "load": load,
+            "rows": data_rows_as_dicts(rows),
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_data_rows(rows))
+        print(describe_load(load))
+
+
 MODES: dict[str, tuple[str, Callable[[DictConfig], None], tuple[str, ...]]] = {
     "infer": (
         "bench_infer",
@@ -146,6 +179,14 @@ MODES: dict[str, tuple[str, Callable[[DictConfig], None], tuple[str, ...]]] = {
         run_search,
         ("dilnas-bench search", "dilnas-bench search spaces=[synthetic_tiny] crops=[224] batch_sizes=[8]"),
     ),
+    "data": (
+        "bench_data",
+        run_data,
+        (
+            "dilnas-bench data data.root=../shared/data/camvid data.scale_range=[160,320] data.crop_size=[192,256]",
+            "dilnas-bench data data=cityscapes data.root=DIR batch_size=2 format=json",
+        ),
+    ),
 }
 USAGE = (
     f"usage: {PROGRAM} {{{','.join(MODES)}}} [key=value ...]   ({PROGRAM} MODE --help: the mode's settings)"
@@ -153,6 +194,7 @@ USAGE = (
 ABOUT = {
     "infer": "forward-pass time of an architecture, eager vs deploy (BatchNorm folded) vs onnxruntime",
     "search": "one training step of the supernet (softmax, gumbel) vs the derived fixed network",
+    "data": "a training batch read decoding every image vs from memory (data.cache), beside a train step",
 }
 
 

@@ -58,10 +58,9 @@ def command_help(program: str, config_name: str, examples: Sequence[str]) -> str
             ordered = [default, *(option for option in options if option != default)]
             lines.append(f"  {group:<12} {', '.join(ordered)}")
         presets = presets_for(program)
-        lines += [
-            f"  {'+experiment':<12} {', '.join(presets)} (presets; optional, note the '+')",
-            "",
-        ]
+        if presets:
+            lines.append(f"  {'+experiment':<12} {', '.join(presets)} (presets; optional, note the '+')")
+        lines.append("")
     composed = _compose(config_name)
     docs = [
         dataclasses.replace(doc, default=_text(OmegaConf.select(composed, doc.key, default=doc.default)))

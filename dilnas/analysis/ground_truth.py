@@ -31,7 +31,7 @@ ARCH_DIR = "archs"
 RUNS_DIR = "runs"
 # dilnas-retrain overrides that may differ between the runs of one grid (where the data is, the machine's
 # processes): everything else is the grid's recipe.
-RECIPE_MAY_CHANGE = ("hydra/", "hydra.", "data.root=", "data.num_workers=", "device=")
+RECIPE_MAY_CHANGE = ("hydra/", "hydra.", "data.root=", "data.num_workers=", "data.cache=", "device=")
 
 
 def rates_in_space(space: SearchSpace, path: Path) -> tuple[int, ...]:

@@ -174,10 +174,19 @@ class SegmentationDataset(LabelledDataset):
         {"trainval": ("train", "val")}
     )
 
-    def __init__(self, root: str | os.PathLike, split: str, transform: PairTransform | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str,
+        transform: PairTransform | None = None,
+        cache: bool = False,
+    ):
         self.root = Path(root).expanduser()
         self.split = split
         self.transform = transform
+        # cache: each sample's decoded pixels and train ids, kept after its first read (``data.cache``). The
+        # arrays are never handed out: every read builds new tensors from them, so transforms cannot alter them.
+        self._decoded: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = {} if cache else None
         check_split(self.dataset_name, split, self.splits, self.root)
         parts = self.combined_splits.get(split, (split,))
         if not self.root.is_dir():
@@ -204,13 +213,12 @@ class SegmentationDataset(LabelledDataset):
     def load(self, index: int, point: Point | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample ``index``; with ``point`` (x, y in the label file's pixels) the transform, a ``Compose``, crops
         around it (``Compose.around``: class-uniform sampling)."""
-        image_path, label_path = self.files[index]
-        pixels = read_image(image_path)
+        pixels, train_ids = self.decoded(index)
         height, width = pixels.shape[:2]
-        if label_path is None:
+        if train_ids is None:
             label = torch.full((height, width), IGNORE_INDEX, dtype=torch.int64)
         else:
-            label = torch.from_numpy(self.read_train_ids(index, (height, width)))
+            label = torch.from_numpy(train_ids).to(torch.int64)  # a new tensor: the cached ids stay as read
         image = (
             torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).to(torch.float32).div_(255.0)
         )
@@ -221,6 +229,21 @@ class SegmentationDataset(LabelledDataset):
         if self.transform is not None:
             image, label = self.transform(image, label)
         return image, label
+
+    def decoded(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Sample ``index``'s pixels (H, W, 3 uint8) and train ids (H, W, uint8; None without a label file),
+        read and checked, from memory after the first read when the data set caches."""
+        if self._decoded is not None and index in self._decoded:
+            return self._decoded[index]
+        image_path, label_path = self.files[index]
+        pixels = read_image(image_path)
+        train_ids = None
+        if label_path is not None:
+            # Train ids are 0..254 or 255 (ignored): uint8 holds them exactly, in an eighth of int64's memory.
+            train_ids = self.read_train_ids(index, pixels.shape[:2]).astype(np.uint8)
+        if self._decoded is not None:
+            self._decoded[index] = pixels, train_ids
+        return pixels, train_ids
 
     def read_train_ids(self, index: int, image_size: tuple[int, int] | None = None) -> np.ndarray:
         """Sample ``index``'s label file as a (H, W) int64 array of train ids (255 = ignore), checked.

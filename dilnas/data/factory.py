@@ -92,7 +92,7 @@ def build_dataset(config: DataConfig, split: str, train: bool, resampled: bool =
         DataName.camvid: CamVidDataset,
         DataName.folder: FolderDataset,
     }
-    dataset = classes[config.name](config.root, split, transform)
+    dataset = classes[config.name](config.root, split, transform, cache=config.cache)
     if train and config.class_uniform_pct > 0:
         if not resampled:
             raise UserError(

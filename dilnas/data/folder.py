@@ -75,7 +75,13 @@ class FolderDataset(SegmentationDataset):
 
     dataset_name = "folder"
 
-    def __init__(self, root: str | os.PathLike, split: str, transform: PairTransform | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str,
+        transform: PairTransform | None = None,
+        cache: bool = False,
+    ):
         folder = self.root = Path(root).expanduser()
         if not (folder / CLASSES_FILE).is_file():
             raise DataError(f"{folder / CLASSES_FILE}: not found; a folder dataset names its classes there")
@@ -98,7 +104,7 @@ class FolderDataset(SegmentationDataset):
             )
         found = tuple(sorted(folders | lists))
         self.splits = (*found, "trainval") if {"train", "val"} <= set(found) else found
-        super().__init__(folder, split, transform)
+        super().__init__(folder, split, transform, cache)
 
     def layout(self, part: str) -> str:
         return f"images/{part}/*.png (or .jpg) and labels/{part}/*.png (same file stems) under {self.root}"

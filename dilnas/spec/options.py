@@ -103,6 +103,11 @@ class DataConfig:
         length=3,
     )
     num_workers: int = setting(2, "data loader worker processes (0: in the main process)", low=0)
+    cache: bool = setting(
+        False,
+        "real data: keep every decoded image and label in memory after its first read (epochs skip the PNG "
+        "decoding; 4 bytes a pixel for each image, in each data loader worker: for small data sets)",
+    )
     seed: int = setting(0, "synthetic: which images are drawn", low=0)
     image_size: int = setting(224, "synthetic: square image side in pixels", low=16, high=4096)
     context_distance: int = setting(48, "synthetic: frame half-size, the context the network must see", low=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dilnas.spec.options import ExportConfig, RetrainConfig, SearchRunConfig
 from dilnas.spec.tool_options import (
+    BenchDataConfig,
     BenchInferConfig,
     BenchSearchConfig,
     DeployConfig,
@@ -22,6 +23,7 @@ SCHEMAS: tuple[tuple[str, str | None, type], ...] = (
     ("info_schema", None, InfoConfig),
     ("bench_infer_schema", None, BenchInferConfig),
     ("bench_search_schema", None, BenchSearchConfig),
+    ("bench_data_schema", None, BenchDataConfig),
     ("retrain_schema", None, RetrainConfig),
     ("search_run_schema", None, SearchRunConfig),
     ("export_schema", None, ExportConfig),

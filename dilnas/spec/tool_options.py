@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from dilnas.spec.options import DeviceChoice, OutputFormat
+from dilnas.spec.options import DataConfig, DeviceChoice, OutputFormat
 from dilnas.spec.settings import setting
 
 
@@ -62,6 +62,22 @@ class BenchSearchConfig:
     repeats: int = setting(5, "timed rounds, every row once per round in rotating order (medians)", low=1)
     threads: int | None = setting(None, "torch CPU threads (null: torch's default)", low=1)
     seed: int = setting(0, "seed of the data and weights", low=0)
+    format: OutputFormat = setting(OutputFormat.table, "table or json")
+
+
+@dataclass
+class BenchDataConfig:
+    """dilnas-bench data: a training batch read with and without data.cache, beside a training step on it."""
+
+    data: DataConfig = setting(
+        doc="the data set (data=camvid|cityscapes|folder, data.root=DIR)", factory=DataConfig
+    )
+    arch: str = setting("camvid_lite-2-5-5-5", "the network of the train step (shipped name or JSON path)")
+    batch_size: int = setting(8, "samples per batch", low=1)
+    warmup: int = setting(1, "untimed rounds first (at least one: it fills the cache)", low=1)
+    repeats: int = setting(5, "timed rounds, every row once per round in rotating order (medians)", low=1)
+    threads: int | None = setting(1, "torch CPU threads (null: torch's default)", low=1)
+    seed: int = setting(0, "seed of the crops and flips", low=0)
     format: OutputFormat = setting(OutputFormat.table, "table or json")
 
 

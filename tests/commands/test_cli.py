@@ -13,6 +13,7 @@ import pytest
 from dilnas.command_help import PRESETS_DIR, preset_commands
 from tests.helpers import EXP48_PATH, REPO
 from tests.helpers.commands import assert_one_line_error, run
+from tests.helpers.fake_data import write_camvid_tree
 
 
 def test_info_table(tmp_path):
@@ -171,6 +172,34 @@ def test_bench_search_json():
     assert rows[1]["memory_ratio"] >= rows[2]["memory_ratio"]  # softmax keeps every candidate's output
 
 
+def test_bench_data_json(tmp_path):
+    root = write_camvid_tree(tmp_path / "camvid")
+    result = run(
+        "dilnas.bench",
+        "data",
+        f"data.root={root}",
+        "data.train_split=train",
+        "data.scale_range=[32,64]",
+        "data.crop_size=[32,64]",
+        "batch_size=2",
+        "repeats=2",
+        "format=json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    rows = report["rows"]
+    assert [row["what"] for row in rows] == ["read, decoding", "read, cached", "train step"]
+    assert rows[0]["ratio"] == 1.0 and all(row["median_ms"] > 0 for row in rows)
+    assert report["arch"] == "camvid_lite-2-5-5-5" and report["data"] == "camvid"
+    # a batch larger than the split, and data that is never decoded: one line each
+    assert_one_line_error(
+        run("dilnas.bench", "data", f"data.root={root}", "data.train_split=train", "batch_size=3"),
+        "dilnas-bench",
+        "batch_size=3 is larger than the 2 images of train",
+    )
+    assert_one_line_error(run("dilnas.bench", "data", "data=synthetic"), "dilnas-bench", "nothing is decoded")
+
+
 @pytest.mark.parametrize("args", [["format=json"], ["--help"]])  # in the command, and in Hydra's own output
 def test_a_reader_that_goes_away_is_a_quiet_exit(args):
     read_end, write_end = os.pipe()
@@ -230,6 +259,7 @@ def test_readme_layers_python_block_runs():
         ("dilnas.grid", [], []),
         ("dilnas.bench", ["infer"], []),
         ("dilnas.bench", ["search"], []),
+        ("dilnas.bench", ["data"], ["data"]),
     ],
 )
 def test_help_teaches_from_the_schema(module, mode, groups):

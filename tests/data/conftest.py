@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from tests.helpers.fake_data import (
-    CAMVID_FILES,
     CITYSCAPES_FILES,
     cycling_label,
     random_image,
     write_blob_tree,
+    write_camvid_tree,
     write_png,
 )
 
@@ -36,11 +36,7 @@ def cityscapes_root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def camvid_root(tmp_path: Path) -> Path:
-    root = tmp_path / "camvid"
-    for seed, (split, name) in enumerate(CAMVID_FILES):
-        write_png(root / split / f"{name}.png", random_image(seed))
-        write_png(root / f"{split}annot" / f"{name}.png", cycling_label(seed, num_ids=12))
-    return root
+    return write_camvid_tree(tmp_path / "camvid")
 
 
 @pytest.fixture

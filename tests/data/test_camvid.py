@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 
 from dilnas.data.camvid import CamVidDataset
+from dilnas.data.common import DataError
+from dilnas.data.transforms import train_transform
 from tests.helpers.fake_data import raise_one_line
 
 
@@ -116,3 +118,30 @@ def test_sixteen_bit_label(camvid_root: Path) -> None:
     values[0, 0] = 300
     Image.fromarray(values).save(dataset.files[0][1])
     raise_one_line(lambda: dataset[0], dataset.files[0][1], "300")
+
+
+def test_a_caching_data_set_reads_each_file_once_and_returns_the_same_samples(camvid_root: Path) -> None:
+    # data.cache: the same augmented samples (the decoding is what is kept, not the transform's output), each
+    # PNG decoded once, and the kept pixels unchanged by whatever a caller does to a sample.
+    transform = train_transform((24, 48), (16, 32), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 0.5)
+    plain = CamVidDataset(camvid_root, "trainval", transform)
+    cached = CamVidDataset(camvid_root, "trainval", transform, cache=True)
+
+    def sample(dataset: CamVidDataset, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.manual_seed(epoch * 100 + index)
+        return dataset[index]
+
+    expected = {(e, i): sample(plain, e, i) for e in range(2) for i in range(len(plain))}
+    for epoch in range(2):
+        for index in range(len(plain)):
+            image, label = sample(cached, epoch, index)
+            assert torch.equal(image, expected[epoch, index][0]) and torch.equal(
+                label, expected[epoch, index][1]
+            )
+            assert label.dtype == torch.int64
+            image.fill_(7.0)
+            label.fill_(3)
+        if epoch == 0:  # every file read once: gone from disk, they still load from memory
+            shutil.rmtree(camvid_root)
+    with pytest.raises(DataError, match="cannot read image"):
+        plain[0]

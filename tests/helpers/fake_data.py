@@ -81,6 +81,14 @@ def write_blob_tree(root: Path, background: int = 0) -> Path:
     return root
 
 
+def write_camvid_tree(root: Path) -> Path:
+    """A fake CamVid tree (SegNet layout, ids 0..11 with 11 void) of ``CAMVID_FILES`` under ``root``."""
+    for seed, (split, name) in enumerate(CAMVID_FILES):
+        write_png(root / split / f"{name}.png", random_image(seed))
+        write_png(root / f"{split}annot" / f"{name}.png", cycling_label(seed, num_ids=12))
+    return root
+
+
 def raise_one_line(call, *names: Path | str) -> str:
     """Run ``call``, expect a DataError whose single-line message names each of ``names``."""
     with pytest.raises(DataError) as info:
