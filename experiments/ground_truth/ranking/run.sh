@@ -21,12 +21,33 @@ variant warmup6_s0 seed=0 search.warmup_epochs=6
 variant spos_s0 seed=0 search.method=uniform search.relaxation=gumbel
 variant uniform_s0 seed=0 search.method=uniform
 variant gumbel_s0 seed=0 search.relaxation=gumbel
-variant gumbel_warmup6_s0 seed=0 search.relaxation=gumbel search.warmup_epochs=6
 # single paths with a kernel per rate: does sharing one kernel make single-path training rank backwards?
 variant spos_noshare_s0 seed=0 search.method=uniform search.relaxation=gumbel search.shared_kernel=false
-# seed variation of the two best variants (seed = search.heldout_seed, as the comparison does)
+# seed variation (seed = search.heldout_seed, as the comparison does)
 for s in 1 2; do
   variant default_s$s seed=$s search.heldout_seed=$s
   variant warmup6_s$s seed=$s search.heldout_seed=$s search.warmup_epochs=6
+  variant gumbel_s$s seed=$s search.heldout_seed=$s search.relaxation=gumbel
+  variant noshare_s$s seed=$s search.heldout_seed=$s search.shared_kernel=false
+  variant uniform_s$s seed=$s search.heldout_seed=$s search.method=uniform
 done
-$PYTHON experiments/ground_truth/ranking/collect.py experiments/ground_truth/ranking/synthetic_deep.csv "$OUT"/*_s*
+variant noshare_s0 seed=0 search.shared_kernel=false
+# 25% longer supernet training; seed 3 of it and of the default back to back, for their costs
+variant long15_s0 seed=0 trainer.epochs=15
+for s in 1 2 3; do variant long15_s$s seed=$s search.heldout_seed=$s trainer.epochs=15; done
+variant default_s3 seed=3 search.heldout_seed=3
+# few-shot supernets: one search per rate of block4.b1 (8 epochs each), each architecture scored by its own
+fewshot() {  # fewshot SEED
+  local seed=$1 runs=()
+  for rate in 1 2; do
+    local run=$OUT/fewshot8_s${seed}_b$rate
+    [ -f "$run/arch.json" ] || $PYTHON -m dilnas.search search.space="$OUT/spaces/synthetic_deep_block4b1_$rate.yaml" \
+      trainer.epochs=8 seed="$seed" search.heldout_seed="$seed" resume=true hydra.run.dir="$run" >> "$run.search.log" 2>&1
+    runs+=("$run")
+  done
+  [ -f "$OUT/fewshot8_s$seed/rank.json" ] || $PYTHON experiments/ground_truth/ranking/few_shot.py rank $TABLE \
+    "$OUT/fewshot8_s$seed" "${runs[@]}" > "$OUT/fewshot8_s$seed.rank.log" 2>&1
+}
+$PYTHON experiments/ground_truth/ranking/few_shot.py spaces synthetic_deep block4.b1 "$OUT/spaces"
+for s in 0 1 2 3; do fewshot $s; done
+$PYTHON experiments/ground_truth/ranking/collect.py experiments/ground_truth/ranking/synthetic_deep.csv "$OUT"/*_s[0-9]
