@@ -2,7 +2,7 @@
 network on such a batch, side by side: what the decoding costs, and what share of a step the data takes.
 
 A batch is ``batch_size`` samples read (decoded, augmented with the training transform, stacked) in the main
-process, as ``data.num_workers=0`` reads them; the warm-up fills the cache. The step is forward, backward and
+process, as ``data.num_workers=0`` reads them; the cached data set decodes every image when it is built. The step is forward, backward and
 SGD update of ``arch`` on the batch, on the CPU.
 """
 
@@ -84,7 +84,7 @@ def bench_data(
     timings = time_alternating(
         {READ: lambda: read(plain), CACHED: lambda: read(cached), STEP: step},
         torch.device("cpu"),
-        warmup=max(1, warmup),  # at least once: the cache holds the batch before the timed rounds
+        warmup=warmup,
         rounds=rounds,
     )
     rows = []

@@ -9,6 +9,7 @@ and what was expected.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from abc import abstractmethod
@@ -24,10 +25,12 @@ from PIL import Image
 from dilnas.data.dataset import LabelledDataset
 from dilnas.data.transforms import IGNORE_INDEX, Compose, PairTransform, Point
 from dilnas.utils.errors import UserError
+from dilnas.utils.machine import memory_bytes
 
 # Pillow label modes holding one integer per pixel ("P" gives palette indices, which is what we want).
 _LABEL_MODES = ("L", "P", "I", "I;16", "I;16L", "I;16B")
 # Pillow's exceptions for unreadable, truncated or corrupt files.
+log = logging.getLogger("dilnas")
 _READ_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 _MAX_LISTED_VALUES = 10
 
@@ -184,9 +187,10 @@ class SegmentationDataset(LabelledDataset):
         self.root = Path(root).expanduser()
         self.split = split
         self.transform = transform
-        # cache: each sample's decoded pixels and train ids, kept after its first read (``data.cache``). The
-        # arrays are never handed out: every read builds new tensors from them, so transforms cannot alter them.
-        self._decoded: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = {} if cache else None
+        # cache: every sample's decoded pixels and train ids (``data.cache``), decoded here, in the process that
+        # builds the data set, so that forked loader workers share them. The arrays are never handed out: every
+        # read builds new tensors from them, so transforms cannot alter them.
+        self._decoded: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = None
         check_split(self.dataset_name, split, self.splits, self.root)
         parts = self.combined_splits.get(split, (split,))
         if not self.root.is_dir():
@@ -194,6 +198,8 @@ class SegmentationDataset(LabelledDataset):
                 f"{self.root}: {self.dataset_name} root not found; expected {self.layout(parts[0])}"
             )
         self.files = [pair for part in parts for pair in self.list_split(part)]
+        if cache:
+            self._decode_all()
 
     @abstractmethod
     def layout(self, part: str) -> str:
@@ -232,8 +238,8 @@ class SegmentationDataset(LabelledDataset):
 
     def decoded(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Sample ``index``'s pixels (H, W, 3 uint8) and train ids (H, W, uint8; None without a label file),
-        read and checked, from memory after the first read when the data set caches."""
-        if self._decoded is not None and index in self._decoded:
+        read and checked, or from memory when the data set caches."""
+        if self._decoded is not None:
             return self._decoded[index]
         image_path, label_path = self.files[index]
         pixels = read_image(image_path)
@@ -241,9 +247,29 @@ class SegmentationDataset(LabelledDataset):
         if label_path is not None:
             # Train ids are 0..254 or 255 (ignored): uint8 holds them exactly, in an eighth of int64's memory.
             train_ids = self.read_train_ids(index, pixels.shape[:2]).astype(np.uint8)
-        if self._decoded is not None:
-            self._decoded[index] = pixels, train_ids
         return pixels, train_ids
+
+    def _decode_all(self) -> None:
+        """``data.cache``: decode every sample into memory, after checking from the files' headers that the
+        pixels (4 bytes each: RGB and the label) fit in half of the machine's memory."""
+        needed = sum(
+            4 * height * width for height, width in (read_image_size(image) for image, _ in self.files)
+        )
+        have = memory_bytes()
+        if needed > have // 2:
+            raise DataError(
+                f"{self.root}: data.cache=true would keep the {len(self.files)} images of split {self.split!r} "
+                f"decoded in {needed / 2**30:.1f} GiB, more than half of this machine's {have / 2**30:.1f} GiB; "
+                "leave data.cache=false for this data set"
+            )
+        log.info(
+            "data.cache: decoding the %d images of %s %s into memory (%.0f MB)",
+            len(self.files),
+            self.dataset_name,
+            self.split,
+            needed / 1e6,
+        )
+        self._decoded = {index: self.decoded(index) for index in range(len(self.files))}
 
     def read_train_ids(self, index: int, image_size: tuple[int, int] | None = None) -> np.ndarray:
         """Sample ``index``'s label file as a (H, W) int64 array of train ids (255 = ignore), checked.

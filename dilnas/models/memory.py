@@ -7,13 +7,13 @@ step keeps most of them for backward; the estimate counts every module's output 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from dilnas.utils.errors import UserError
+from dilnas.utils.machine import memory_bytes
 
 GIB = 2**30
 
@@ -22,7 +22,7 @@ def machine_bytes(device: torch.device) -> int:
     """The memory of ``device``: the GPU's total, or the machine's physical memory."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[1]
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return memory_bytes()
 
 
 def estimate_bytes(build: Callable[[], nn.Module], input_shape: Sequence[int] | None) -> tuple[int, int]:

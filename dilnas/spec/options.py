@@ -105,8 +105,9 @@ class DataConfig:
     num_workers: int = setting(2, "data loader worker processes (0: in the main process)", low=0)
     cache: bool = setting(
         False,
-        "real data: keep every decoded image and label in memory after its first read (epochs skip the PNG "
-        "decoding; 4 bytes a pixel for each image, in each data loader worker: for small data sets)",
+        "real data: decode every image and label once, when the data set is built, and keep them in memory "
+        "(epochs skip the PNG decoding; 4 bytes a pixel, shared by forked loader workers; refused beyond half "
+        "the machine's memory: for small data sets)",
     )
     seed: int = setting(0, "synthetic: which images are drawn", low=0)
     image_size: int = setting(224, "synthetic: square image side in pixels", low=16, high=4096)

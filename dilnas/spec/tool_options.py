@@ -74,7 +74,7 @@ class BenchDataConfig:
     )
     arch: str = setting("camvid_lite-2-5-5-5", "the network of the train step (shipped name or JSON path)")
     batch_size: int = setting(8, "samples per batch", low=1)
-    warmup: int = setting(1, "untimed rounds first (at least one: it fills the cache)", low=1)
+    warmup: int = setting(1, "untimed rounds first", low=0)
     repeats: int = setting(5, "timed rounds, every row once per round in rotating order (medians)", low=1)
     threads: int | None = setting(1, "torch CPU threads (null: torch's default)", low=1)
     seed: int = setting(0, "seed of the crops and flips", low=0)

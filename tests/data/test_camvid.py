@@ -120,18 +120,22 @@ def test_sixteen_bit_label(camvid_root: Path) -> None:
     raise_one_line(lambda: dataset[0], dataset.files[0][1], "300")
 
 
-def test_a_caching_data_set_reads_each_file_once_and_returns_the_same_samples(camvid_root: Path) -> None:
-    # data.cache: the same augmented samples (the decoding is what is kept, not the transform's output), each
-    # PNG decoded once, and the kept pixels unchanged by whatever a caller does to a sample.
+def test_a_caching_data_set_decodes_every_file_when_built_and_returns_the_same_samples(
+    camvid_root: Path,
+) -> None:
+    # data.cache: the same augmented samples (the decoding is what is kept, not the transform's output), every
+    # PNG decoded when the data set is built (so that forked loader workers share them), and the kept pixels
+    # unchanged by whatever a caller does to a sample.
     transform = train_transform((24, 48), (16, 32), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 0.5)
     plain = CamVidDataset(camvid_root, "trainval", transform)
-    cached = CamVidDataset(camvid_root, "trainval", transform, cache=True)
 
     def sample(dataset: CamVidDataset, epoch: int, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         torch.manual_seed(epoch * 100 + index)
         return dataset[index]
 
     expected = {(e, i): sample(plain, e, i) for e in range(2) for i in range(len(plain))}
+    cached = CamVidDataset(camvid_root, "trainval", transform, cache=True)
+    shutil.rmtree(camvid_root)  # nothing read yet: it still reads every sample, from memory
     for epoch in range(2):
         for index in range(len(plain)):
             image, label = sample(cached, epoch, index)
@@ -141,7 +145,15 @@ def test_a_caching_data_set_reads_each_file_once_and_returns_the_same_samples(ca
             assert label.dtype == torch.int64
             image.fill_(7.0)
             label.fill_(3)
-        if epoch == 0:  # every file read once: gone from disk, they still load from memory
-            shutil.rmtree(camvid_root)
     with pytest.raises(DataError, match="cannot read image"):
         plain[0]
+
+
+def test_a_cache_larger_than_half_the_memory_is_refused_in_one_line(camvid_root: Path, monkeypatch) -> None:
+    # The 3 trainval images of 32x64 pixels need 4 bytes a pixel: 24,576 bytes, refused on a 40 kB machine.
+    monkeypatch.setattr("dilnas.data.common.memory_bytes", lambda: 40_000)
+    message = raise_one_line(lambda: CamVidDataset(camvid_root, "trainval", cache=True), camvid_root)
+    assert "data.cache=true would keep the 3 images of split 'trainval'" in message
+    assert "leave data.cache=false" in message
+    monkeypatch.setattr("dilnas.data.common.memory_bytes", lambda: 60_000)
+    assert len(CamVidDataset(camvid_root, "trainval", cache=True)) == 3
