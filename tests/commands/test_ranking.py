@@ -14,21 +14,7 @@ import pytest
 
 from dilnas.analysis.rank_stats import kendall_tau, spearman_rho
 from tests.helpers import ENV
-
-QUICK = ["data.image_size=64", "data.context_distance=8", "data.train_samples=48", "data.num_workers=0"]
-# synthetic_tiny's 10 gapless architectures, two seeds each (made-up mIoUs: the test checks the arithmetic)
-TABLE = [
-    ("1-1", 50.0, 52.0),
-    ("1-2", 60.0, 58.0),
-    ("1-3", 61.0, 64.0),
-    ("1-4", 70.0, 66.0),
-    ("2-1", 55.0, 57.0),
-    ("2-2", 68.0, 69.0),
-    ("2-3", 75.0, 74.0),
-    ("2-4", 73.0, 76.0),
-    ("2-5", 71.0, 70.0),
-    ("2-6", 72.0, 65.0),
-]
+from tests.helpers.tables import QUICK, TABLE, write_table
 
 
 def command(*args: str) -> subprocess.CompletedProcess:
@@ -48,14 +34,6 @@ def searched(tmp_path_factory) -> Path:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return run
-
-
-def write_table(path: Path, rows=TABLE) -> Path:
-    lines = ["arch,seed,miou"] + [
-        f"{arch},{seed},{value}" for arch, *values in rows for seed, value in enumerate(values)
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.mark.slow

@@ -14,8 +14,8 @@ import pytest
 from dilnas.analysis.rank_stats import kendall_tau
 from dilnas.spec.gapless import count_gapless
 from dilnas.spec.space import load_space
-from tests.commands.test_ranking import QUICK, TABLE, write_table
 from tests.helpers import ENV, REPO
+from tests.helpers.tables import QUICK, TABLE, write_table
 
 SCRIPT = REPO / "experiments" / "ground_truth" / "ranking" / "few_shot.py"
 
