@@ -55,6 +55,15 @@ def describe_load(load: dict) -> str:
     )
 
 
+def print_report(output: OutputFormat, report: dict, table: str) -> None:
+    """A mode's result: ``report`` as JSON, or ``table`` and the line on the rounds and the machine's load."""
+    if output is OutputFormat.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(table)
+        print(describe_load(report["load"]))
+
+
 def run_infer(cfg: DictConfig) -> None:
     config = typed_config(cfg, BenchInferConfig)
     if config.threads is not None:
@@ -88,20 +97,15 @@ def run_infer(cfg: DictConfig) -> None:
         config.seed,
         onnxruntime=onnxruntime,
     )
-    load = {"before": load_before, "after": machine_load(), "rounds": config.repeats}
-    if config.format is OutputFormat.json:
-        report = {
-            "arch": spec.name,
-            "input_size": config.input_size,
-            "batch_size": config.batch_size,
-            "machine": machine_description(device),
-            "load": load,
-            "rows": rows_as_dicts(rows),
-        }
-        print(json.dumps(report, indent=2))
-    else:
-        print(format_inference(rows))
-        print(describe_load(load))
+    report = {
+        "arch": spec.name,
+        "input_size": config.input_size,
+        "batch_size": config.batch_size,
+        "machine": machine_description(device),
+        "load": {"before": load_before, "after": machine_load(), "rounds": config.repeats},
+        "rows": rows_as_dicts(rows),
+    }
+    print_report(config.format, report, format_inference(rows))
 
 
 def run_search(cfg: DictConfig) -> None:
@@ -121,18 +125,13 @@ def run_search(cfg: DictConfig) -> None:
         space = load_space(name)
         rows += bench_search_step(space, crop, batch_size, device, config.warmup, config.repeats, config.seed)
     memory_label = "peak MB" if device.type == "cuda" else "saved MB"
-    load = {"before": load_before, "after": machine_load(), "rounds": config.repeats}
-    if config.format is OutputFormat.json:
-        report = {
-            "machine": machine_description(device),
-            "memory": memory_label,
-            "load": load,
-            "rows": search_rows_as_dicts(rows),
-        }
-        print(json.dumps(report, indent=2))
-    else:
-        print(format_search_rows(rows, memory_label))
-        print(describe_load(load))
+    report = {
+        "machine": machine_description(device),
+        "memory": memory_label,
+        "load": {"before": load_before, "after": machine_load(), "rounds": config.repeats},
+        "rows": search_rows_as_dicts(rows),
+    }
+    print_report(config.format, report, format_search_rows(rows, memory_label))
 
 
 def run_data(cfg: DictConfig) -> None:
@@ -149,20 +148,15 @@ def run_data(cfg: DictConfig) -> None:
     rows = bench_data(
         config.data, spec, config.batch_size, config.warmup, config.repeats, config.seed, announce
     )
-    load = {"before": load_before, "after": machine_load(), "rounds": config.repeats}
-    if config.format is OutputFormat.json:
-        report = {
-            "data": config.data.name.value,
-            "arch": spec.name,
-            "batch_size": config.batch_size,
-            "machine": machine,
-            "load": load,
-            "rows": data_rows_as_dicts(rows),
-        }
-        print(json.dumps(report, indent=2))
-    else:
-        print(format_data_rows(rows))
-        print(describe_load(load))
+    report = {
+        "data": config.data.name.value,
+        "arch": spec.name,
+        "batch_size": config.batch_size,
+        "machine": machine,
+        "load": {"before": load_before, "after": machine_load(), "rounds": config.repeats},
+        "rows": data_rows_as_dicts(rows),
+    }
+    print_report(config.format, report, format_data_rows(rows))
 
 
 MODES: dict[str, tuple[str, Callable[[DictConfig], None], tuple[str, ...]]] = {

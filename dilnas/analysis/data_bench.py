@@ -2,8 +2,8 @@
 network on such a batch, side by side: what the decoding costs, and what share of a step the data takes.
 
 A batch is ``batch_size`` samples read (decoded, augmented with the training transform, stacked) in the main
-process, as ``data.num_workers=0`` reads them; the cached data set decodes every image when it is built. The step is forward, backward and
-SGD update of ``arch`` on the batch, on the CPU.
+process, as ``data.num_workers=0`` reads them; the cached data set decodes every image when it is built. The
+step is forward, backward and SGD update of ``arch`` on the batch, on the CPU.
 """
 
 from __future__ import annotations
@@ -56,11 +56,11 @@ def bench_data(
             "data=synthetic is drawn in memory, nothing is decoded: pass data=camvid, cityscapes or folder"
         )
     plain = build_dataset(dataclasses.replace(data, cache=False), data.train_split, train=True)
-    cached = build_dataset(dataclasses.replace(data, cache=True), data.train_split, train=True)
     if len(plain) < batch_size:
         raise UserError(
             f"batch_size={batch_size} is larger than the {len(plain)} images of {data.train_split}"
         )
+    cached = build_dataset(dataclasses.replace(data, cache=True), data.train_split, train=True)
 
     def read(dataset: LabelledDataset) -> tuple[torch.Tensor, torch.Tensor]:
         samples = []

@@ -58,9 +58,10 @@ def rank_run(config: RankConfig, progress: Progress | None = None) -> tuple[Path
     went and what it holds. ``progress(done, total, arch, miou)`` after each architecture."""
     table = read_table(Path(config.ground_truth), len(_run_space(config).branches))
     scores = score_run(config, sorted(table), progress)
-    out = Path(config.out) if config.out else Path(config.run_dir) / RANK
+    run_dir = RunDir(config.run_dir).path
+    out = Path(config.out) if config.out else run_dir / RANK
     report = {
-        "run_dir": config.run_dir,
+        "run_dir": str(run_dir),
         "ground_truth": str(config.ground_truth),
         "checkpoint": str(scores.checkpoint),
         **compare_scores(scores, table, config),

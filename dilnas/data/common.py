@@ -27,10 +27,10 @@ from dilnas.data.transforms import IGNORE_INDEX, Compose, PairTransform, Point
 from dilnas.utils.errors import UserError
 from dilnas.utils.machine import memory_bytes
 
+log = logging.getLogger("dilnas")
 # Pillow label modes holding one integer per pixel ("P" gives palette indices, which is what we want).
 _LABEL_MODES = ("L", "P", "I", "I;16", "I;16L", "I;16B")
 # Pillow's exceptions for unreadable, truncated or corrupt files.
-log = logging.getLogger("dilnas")
 _READ_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 _MAX_LISTED_VALUES = 10
 

@@ -50,8 +50,8 @@ LAST = "last.pt"
 BEST = "best.pt"
 TENSORBOARD = "tb"
 OVERRIDES = Path(".hydra") / "overrides.yaml"
-# Settings a resumed run may change (a moved data set, other loader processes, caching); any other difference in the
-# sections a command names is another run.
+# Settings a resumed run may change (a moved data set, other loader processes, caching): they change no
+# result. Any other difference in the sections a command names is another run.
 RESUME_MAY_CHANGE = ("data.root", "data.num_workers", "data.cache")
 T = TypeVar("T")
 log = logging.getLogger("dilnas")

@@ -7,10 +7,10 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
+from dilnas.analysis.ground_truth import final_eval
 from dilnas.analysis.rank_stats import kendall_tau
 from dilnas.spec.gapless import count_gapless
 from dilnas.spec.space import load_space
@@ -95,7 +95,7 @@ def test_each_architecture_is_scored_by_its_own_sub_supernet(tmp_path):
     archs = sorted(scores)
     held = kendall_tau([scores[a]["heldout_miou"] for a in archs], [means[a] for a in archs])
     assert report["heldout"]["kendall"] == pytest.approx(held)
-    cpu = sum(_final_cpu(run) for run in runs)
+    cpu = sum(final_eval(run / "metrics.jsonl")["cpu_seconds"] for run in runs)
     assert report["search_cpu_seconds"] == pytest.approx(cpu) and cpu > 0
     assert f"{cpu:.1f} CPU-s in all" in done.stdout
     # collect.py's row of the few-shot report: its taus, and the sub-searches' summed cost.
@@ -114,12 +114,3 @@ def test_each_architecture_is_scored_by_its_own_sub_supernet(tmp_path):
     refused = few_shot("rank", wrong, tmp_path / "wrong", *runs)
     assert refused.returncode == 2 and not (tmp_path / "wrong").exists()
     assert refused.stderr.strip() == f"few_shot: error: {wrong}: no run's space holds 1-5"
-
-
-def _final_cpu(run: Path) -> float:
-    finals = [
-        json.loads(line)
-        for line in (run / "metrics.jsonl").read_text().splitlines()
-        if '"final": true' in line
-    ]
-    return float(finals[-1]["cpu_seconds"])

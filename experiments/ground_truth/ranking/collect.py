@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from dilnas.analysis.ground_truth import final_eval
+from dilnas.train.run_dir import METRICS
 from dilnas.utils.files import atomic_write_csv
 
 COLUMNS = (
@@ -35,12 +37,8 @@ def row(run_dir: Path, name: str = "rank.json") -> dict[str, object]:
     report = json.loads((run_dir / name).read_text(encoding="utf-8"))
     cpu = report.get("search_cpu_seconds")  # few_shot.py's reports: the sub-searches' sum
     if cpu is None:
-        finals = [
-            json.loads(line)
-            for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-            if '"final": true' in line
-        ]
-        cpu = finals[-1]["cpu_seconds"] if finals else None
+        final = final_eval(run_dir / METRICS)
+        cpu = final["cpu_seconds"] if final else None
     held, logp = report["heldout"], report["log_prob"]
     return {
         "run": run_dir.name,

@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from dilnas.analysis.ground_truth import final_eval
 from dilnas.analysis.ground_truth_table import read_table
 from dilnas.analysis.ranking import RunScores, compare_scores, in_space, score_run
+from dilnas.spec.reading import parse_yaml, read_text
 from dilnas.spec.space import load_space, space_path
 from dilnas.spec.tool_options import RankConfig
-from dilnas.train.run_dir import RunDir
+from dilnas.train.run_dir import METRICS, RunDir
 from dilnas.utils.errors import UserError
 from dilnas.utils.files import atomic_write_json, atomic_write_text
 
@@ -41,7 +42,8 @@ def split_space(path: str | Path, branch_key: str) -> list[tuple[int, dict[str, 
     if branch_key not in keys:
         raise UserError(f"{path}: no searchable branch {branch_key} (branches: {', '.join(keys)})")
     branch = space.branches[keys.index(branch_key)]
-    document = yaml.safe_load(space_path(path).read_text(encoding="utf-8"))
+    source = space_path(path)
+    document = parse_yaml(read_text(source, "search space"), str(source))  # as load_space read it
     blocks: list[dict[str, Any]] = []
     for block in document["blocks"]:
         repeat = block.get("repeat", 1)
@@ -87,12 +89,11 @@ def combined_scores(runs: list[Path], archs: list[str], table: str) -> tuple[Run
 
 
 def final_cpu_seconds(run: Path) -> float:
-    """The CPU seconds of a finished search (its last final metrics record)."""
-    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    finals = [json.loads(line) for line in lines if '"final": true' in line]
-    if not finals:
-        raise UserError(f"{run}: the search has not finished (no final record in metrics.jsonl)")
-    return float(finals[-1]["cpu_seconds"])
+    """The CPU seconds of a finished search (its final evaluation record, ``final_eval``)."""
+    final = final_eval(run / METRICS)
+    if final is None:
+        raise UserError(f"{run}: the search has not finished (no final record in {METRICS})")
+    return float(final["cpu_seconds"])
 
 
 def main(argv: list[str] | None = None) -> int:
